@@ -1,0 +1,110 @@
+/*
+ * alloc.c - allocation wrappers with a fault-injection countdown.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "alloc.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+/* Blocks at least this big are mmapped (see alloc.h). */
+#define SM_MMAP_MIN ((size_t)1 << 20)
+
+/* Nonzero only while a test counts or arms failures. */
+static atomic_int fault_active;
+static atomic_long fault_countdown; /* > 0: allocations left before one fails */
+static atomic_long fault_counter;
+static atomic_bool fault_hit;
+
+static bool fault_should_fail(void)
+{
+	if (__builtin_expect(atomic_load_explicit(&fault_active, memory_order_relaxed) == 0, 1))
+		return false;
+	atomic_fetch_add_explicit(&fault_counter, 1, memory_order_relaxed);
+	long left = atomic_load_explicit(&fault_countdown, memory_order_relaxed);
+	while (left > 0) {
+		if (atomic_compare_exchange_weak_explicit(&fault_countdown, &left, left - 1,
+							  memory_order_relaxed, memory_order_relaxed)) {
+			if (left == 1) {
+				atomic_store_explicit(&fault_hit, true, memory_order_relaxed);
+				return true;
+			}
+			return false;
+		}
+	}
+	return false;
+}
+
+void *sm_malloc(size_t n)
+{
+	if (fault_should_fail())
+		return NULL;
+	return malloc(n);
+}
+
+void *sm_calloc(size_t nmemb, size_t size)
+{
+	if (fault_should_fail())
+		return NULL;
+	return calloc(nmemb, size);
+}
+
+void sm_free(void *p)
+{
+	free(p);
+}
+
+void *sm_alloc_zeroed(size_t n)
+{
+	if (fault_should_fail())
+		return NULL;
+	if (n < SM_MMAP_MIN)
+		return calloc(1, n);
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void sm_free_zeroed(void *p, size_t n)
+{
+	if (!p)
+		return;
+	if (n < SM_MMAP_MIN)
+		free(p);
+	else
+		munmap(p, n);
+}
+
+void sm_fault_arm(long n)
+{
+	atomic_store(&fault_hit, false);
+	atomic_store(&fault_countdown, n > 0 ? n : 0);
+	atomic_store(&fault_active, 1);
+}
+
+void sm_fault_stop(void)
+{
+	atomic_store(&fault_countdown, 0);
+	atomic_store(&fault_active, 0);
+}
+
+void sm_fault_count_start(void)
+{
+	atomic_store(&fault_counter, 0);
+	atomic_store(&fault_active, 1);
+}
+
+long sm_fault_count(void)
+{
+	return atomic_load(&fault_counter);
+}
+
+bool sm_fault_fired(void)
+{
+	return atomic_load(&fault_hit);
+}

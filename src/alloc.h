@@ -1,0 +1,45 @@
+/*
+ * alloc.h - every allocation of the library goes through here.
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * One reason: fault injection.  Tests arm a countdown and the Nth allocation
+ * from then on fails, so every -ENOMEM path of the library can be driven and
+ * checked ("fails cleanly, changes nothing").  When the countdown is not
+ * armed the cost is one relaxed load of a global that production code never
+ * writes.
+ *
+ * Large zeroed blocks (bucket arrays) come straight from mmap: the kernel
+ * hands out zero pages lazily, so allocating the array for a growing map is
+ * O(1) no matter how big, and freeing returns the memory to the system.
+ */
+#ifndef SM_ALLOC_H
+#define SM_ALLOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+void *sm_malloc(size_t n);
+void *sm_calloc(size_t nmemb, size_t size);
+void sm_free(void *p);
+
+/* A zeroed block of `n` bytes, 16-byte aligned; big blocks are mmapped.
+ * Free with sm_free_zeroed(p, n) (the same n). */
+void *sm_alloc_zeroed(size_t n);
+void sm_free_zeroed(void *p, size_t n);
+
+/*
+ * Test hooks (not part of the public API; tests link the static library).
+ * sm_fault_arm(n): the n-th allocation from now fails (n >= 1); 0 disarms.
+ * sm_fault_stop(): disarm and stop counting (back to the production path).
+ * sm_fault_count_start(): start counting allocations; sm_fault_count()
+ * returns how many happened since.  sm_fault_fired() tells whether the armed
+ * failure has happened (and disarms reporting).
+ */
+void sm_fault_arm(long n);
+void sm_fault_stop(void);
+void sm_fault_count_start(void);
+long sm_fault_count(void);
+bool sm_fault_fired(void);
+
+#endif

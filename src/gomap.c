@@ -1,0 +1,1033 @@
+/*
+ * gomap.c - Go 1.19's runtime hash map, in C, plus incremental shrinking.
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Read this next to $GOROOT/src/runtime/map.go; the names are Go's.
+ *
+ * A map is an array of 2^B buckets.  A key's hash picks the bucket with its
+ * low B bits and is remembered in the bucket by its top byte (tophash), so a
+ * probe compares one byte per slot before it looks at a key.  A bucket holds
+ * 8 slots; more keys chain into overflow buckets.  tophash values 0..4 are
+ * slot states (see gomap_impl.h): emptyRest lets a probe stop early,
+ * emptyOne is a tombstone, and the evacuated* states mark an old bucket
+ * whose keys moved to the new array.
+ *
+ * When an insert would push the load past 6.5 keys per bucket, a new array
+ * twice the size is allocated and keys move to it incrementally: every
+ * insert and delete evacuates the old bucket its key maps to, plus one more
+ * (nevacuate), so no operation pays for the whole table.  Too many overflow
+ * buckets trigger the same machinery at the same size, which rewrites the
+ * chains densely and drops tombstones.  gomap adds the third kind: when the
+ * load falls below a quarter of the growth threshold, a half-size array is
+ * filled the same way (shrinking).  The factor 4 gap means a map must double
+ * its count again before it grows back, so it cannot thrash.
+ *
+ * Measured (Go's table in map.go, for the 6.5 load factor): 20.90% of
+ * buckets have an overflow bucket, 10.79 bytes of overhead per key/elem
+ * pair, 4.25 probes per hit and 6.50 per miss at the maximum load.
+ *
+ * Beyond Go's contract for memory faults: every allocation an operation
+ * needs is made (or reserved) before the operation changes anything, so a
+ * failed allocation returns -ENOMEM with the map exactly as it was.
+ */
+#include "gomap_impl.h"
+
+#include <errno.h>
+
+#include "alloc.h"
+#include "rand.h"
+
+/* Upper bound on B: keeps 32-bit overflow indices and 2^B * 144 bytes in
+ * range (2^30 buckets hold about 7e9 keys). */
+#define MAX_B 30
+
+/* advanceEvacuationMark steps over at most this many already evacuated old
+ * buckets per call (Go: 1024, "overkill by at least an order of
+ * magnitude").  Two calls per operation at most: GOMAP_MAX_SKIP_PER_OP. */
+#define SKIP_PER_CALL (GOMAP_MAX_SKIP_PER_OP / 2)
+
+/* ===================================================================== */
+/* --- Misuse detection (Go's hashWriting) ------------------------------ */
+
+void gomap_die(const char *msg)
+{
+	fprintf(stderr, "gomap: %s\n", msg);
+	fflush(stderr);
+	abort();
+}
+
+static inline void writer_begin(struct gomap *h)
+{
+#if GOMAP_WRITE_CHECK
+	uint8_t f = __atomic_load_n(&h->flags, __ATOMIC_RELAXED);
+	if (f & hashWriting)
+		gomap_die("concurrent map writes");
+	__atomic_store_n(&h->flags, (uint8_t)(f | hashWriting), __ATOMIC_RELAXED);
+#else
+	(void)h;
+#endif
+}
+
+static inline void writer_end(struct gomap *h)
+{
+#if GOMAP_WRITE_CHECK
+	uint8_t f = __atomic_load_n(&h->flags, __ATOMIC_RELAXED);
+	if (!(f & hashWriting))
+		gomap_die("concurrent map writes");
+	__atomic_store_n(&h->flags, (uint8_t)(f & ~hashWriting), __ATOMIC_RELAXED);
+#else
+	(void)h;
+#endif
+}
+
+/* ===================================================================== */
+/* --- Sizing rules ------------------------------------------------------ */
+
+/* Go's overLoadFactor: would `count` keys overload 2^B buckets? */
+static bool overLoadFactor(size_t count, unsigned B)
+{
+	return count > bucketCnt && count > loadFactorNum * (bucketShift(B) / loadFactorDen);
+}
+
+/* Go's tooManyOverflowBuckets, with an exact count: about as many overflow
+ * buckets as main buckets.  (Go counts approximately above B = 15 so that
+ * the same threshold, 2^B, fits a uint16.) */
+static bool tooManyOverflowBuckets(size_t noverflow, unsigned B)
+{
+	return noverflow >= bucketShift(B);
+}
+
+/* Shrink once the load is below a quarter of the growth threshold
+ * (1.625 keys per bucket): after halving it is at most half the threshold,
+ * so the map must double its count before it grows again. */
+static bool underLoadFactor(size_t count, unsigned B)
+{
+	return count * 4 * loadFactorDen < loadFactorNum * bucketShift(B);
+}
+
+static unsigned B_for_hint(size_t hint)
+{
+	unsigned B = 0;
+	while (B < MAX_B && overLoadFactor(hint, B))
+		B++;
+	return B;
+}
+
+/* ===================================================================== */
+/* --- Bucket arrays and overflow buckets -------------------------------- */
+
+static inline struct bmap *bucket_at(const struct barray *a, size_t i)
+{
+	return (struct bmap *)&a->b[i];
+}
+
+/* Go's makeBucketArray: 2^B buckets, plus 2^(B-4) preallocated overflow
+ * buckets for B >= 4 (a cheap guess at how many a full array needs). */
+static struct barray *makeBucketArray(struct gomap *h, unsigned B)
+{
+	size_t nb = bucketShift(B);
+	size_t npre = B >= 4 ? bucketShift(B - 4) : 0;
+	size_t bytes = sizeof(struct barray) + (nb + npre) * sizeof(struct bmap);
+	struct barray *a = sm_alloc_zeroed(bytes);
+	if (!a)
+		return NULL;
+	a->nbuckets = nb;
+	a->npre = (uint32_t)npre;
+	a->bytes = bytes;
+	h->work.bytes += bytes;
+	return a;
+}
+
+static size_t chunk_size(unsigned k)
+{
+	return (size_t)OVF_CHUNK0 << k;
+}
+
+static void freeBucketArray(struct gomap *h, struct barray *a)
+{
+	if (!a)
+		return;
+	for (unsigned k = 0; k < a->nchunks; k++) {
+		sm_free(a->chunks[k]);
+		h->work.bytes -= chunk_size(k) * sizeof(struct bmap);
+	}
+	h->work.bytes -= a->bytes;
+	sm_free_zeroed(a, a->bytes);
+}
+
+static size_t ovf_available(const struct barray *a)
+{
+	size_t chunk_cap = OVF_CHUNK0 * ((((size_t)1) << a->nchunks) - 1);
+	return (size_t)(a->npre - a->nextpre) + (chunk_cap - a->chunkused);
+}
+
+/* Make sure `need` overflow buckets can be handed out without allocating.
+ * This is how evacuation and insertion stay all-or-nothing. */
+static int ovf_reserve(struct gomap *h, struct barray *a, size_t need)
+{
+	while (ovf_available(a) < need) {
+		unsigned k = a->nchunks;
+		size_t idx_end = a->nbuckets + a->npre + OVF_CHUNK0 * (((size_t)1 << (k + 1)) - 1);
+		if (k >= OVF_MAX_CHUNKS || idx_end > UINT32_MAX)
+			return -ENOMEM;
+		struct bmap *c = sm_calloc(chunk_size(k), sizeof(struct bmap));
+		if (!c)
+			return -ENOMEM;
+		a->chunks[k] = c;
+		a->nchunks = k + 1;
+		h->work.bytes += chunk_size(k) * sizeof(struct bmap);
+	}
+	return 0;
+}
+
+/* Go's newoverflow: link a fresh overflow bucket after b (reserved first). */
+static struct bmap *newoverflow(struct barray *a, struct bmap *b)
+{
+	uint32_t idx;
+	if (a->nextpre < a->npre)
+		idx = (uint32_t)(a->nbuckets + a->nextpre++);
+	else
+		idx = (uint32_t)(a->nbuckets + a->npre + a->chunkused++);
+	a->noverflow++;
+	b->overflow = idx;
+	return bmap_overflow(a, b);
+}
+
+/* ===================================================================== */
+/* --- Keys in slots ----------------------------------------------------- */
+
+static void free_slot_key(struct gomap *h, struct bmap *b, unsigned i)
+{
+	if (slot_code(b, i) == KEY_INDIRECT) {
+		struct gkey *k = (struct gkey *)(uintptr_t)b->keys[i];
+		h->key_bytes -= sizeof(*k) + k->len;
+		sm_free(k);
+	}
+}
+
+static void set_slot(struct bmap *b, unsigned i, uint8_t top, unsigned code, uint64_t keyword, void *val)
+{
+	b->tophash[i] = top;
+	b->kmeta = (b->kmeta & ~(15u << (4 * i))) | (code << (4 * i));
+	b->keys[i] = keyword;
+	b->elems[i] = val;
+}
+
+static void clear_slot(struct bmap *b, unsigned i)
+{
+	b->kmeta &= ~(15u << (4 * i));
+	b->keys[i] = 0;
+	b->elems[i] = NULL;
+}
+
+/* Free the indirect keys still owned by live slots of an array. */
+static void free_array_keys(struct gomap *h, struct barray *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->nbuckets; i++)
+		for (struct bmap *b = bucket_at(a, i); b; b = bmap_overflow(a, b))
+			for (unsigned s = 0; s < bucketCnt; s++)
+				if (b->tophash[s] >= minTopHash)
+					free_slot_key(h, b, s);
+}
+
+/* ===================================================================== */
+/* --- Creation and destruction ------------------------------------------ */
+
+int gomap_init(struct gomap *h, uint64_t seed, size_t hint, bool floor)
+{
+	memset(h, 0, sizeof(*h));
+	h->random_seed = seed == 0;
+	h->hash0 = seed ? seed : sm_random_seed();
+	if (hint > loadFactorNum * (bucketShift(MAX_B) / loadFactorDen))
+		return -EINVAL;
+	unsigned B = B_for_hint(hint);
+	h->B = (uint8_t)B;
+	h->Bfloor = floor ? (uint8_t)B : 0;
+	if (B > 0) {
+		/* Like Go: a map that fits one bucket allocates it on first insert. */
+		h->buckets = makeBucketArray(h, B);
+		if (!h->buckets)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void gomap_destroy(struct gomap *h)
+{
+	free_array_keys(h, h->oldbuckets);
+	free_array_keys(h, h->buckets);
+	freeBucketArray(h, h->oldbuckets);
+	freeBucketArray(h, h->buckets);
+	h->oldbuckets = h->buckets = NULL;
+	h->count = 0;
+}
+
+struct gomap *gomap_new(const struct gomap_options *opts)
+{
+	struct gomap *h = sm_malloc(sizeof(*h));
+	if (!h) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	int err = gomap_init(h, opts ? opts->seed : 0, opts ? opts->hint : 0, true);
+	if (err) {
+		gomap_destroy(h);
+		sm_free(h);
+		errno = -err;
+		return NULL;
+	}
+	return h;
+}
+
+void gomap_free(struct gomap *h)
+{
+	if (!h)
+		return;
+	writer_begin(h);
+	gomap_destroy(h);
+	sm_free(h);
+}
+
+size_t gomap_len(const struct gomap *h)
+{
+	return h ? h->count : 0;
+}
+
+/* ===================================================================== */
+/* --- Growth: hashGrow, growWork, evacuate ------------------------------ */
+
+static inline bool growing(const struct gomap *h)
+{
+	return h->oldbuckets != NULL;
+}
+
+/* Go's hashGrow: allocate the new array and make the current one old.  No
+ * key moves here. */
+static int hashGrow(struct gomap *h, enum grow_kind kind)
+{
+	unsigned newB = h->B + (kind == growDouble) - (kind == growShrink);
+	struct barray *na = makeBucketArray(h, newB);
+	if (!na)
+		return -ENOMEM;
+	h->oldbuckets = h->buckets;
+	h->oldB = h->B;
+	h->buckets = na;
+	h->B = (uint8_t)newB;
+	h->grow = (uint8_t)kind;
+	h->nevacuate = 0;
+	if (kind == growDouble)
+		h->work.grows++;
+	else if (kind == sameSizeGrow)
+		h->work.same_size_grows++;
+	else
+		h->work.shrinks++;
+	return 0;
+}
+
+/* Go's evacDst: where the next evacuated key goes. */
+struct evacDst {
+	struct bmap *b;
+	unsigned i;
+};
+
+/* Place one key at the first empty slot at or after dst (appending an
+ * overflow bucket, already reserved, at the end of the chain).  New buckets
+ * of a doubling or same-size grow are fresh, so this is Go's append; a
+ * shrink merges two old buckets into one new bucket that may already hold
+ * keys and tombstones, so it must look for the first free slot. */
+static void evac_place(struct gomap *h, struct barray *na, struct evacDst *dst,
+		       const struct bmap *src, unsigned si, uint8_t top)
+{
+	for (;;) {
+		while (dst->i < bucketCnt && !isEmpty(dst->b->tophash[dst->i]))
+			dst->i++;
+		if (dst->i < bucketCnt)
+			break;
+		struct bmap *next = bmap_overflow(na, dst->b);
+		dst->b = next ? next : newoverflow(na, dst->b);
+		dst->i = 0;
+	}
+	if (dst->b->tophash[dst->i] == emptyOne)
+		h->tombstones--;
+	set_slot(dst->b, dst->i, top, slot_code(src, si), src->keys[si], src->elems[si]);
+	dst->i++;
+}
+
+static void advanceEvacuationMark(struct gomap *h)
+{
+	size_t nold = h->oldbuckets->nbuckets;
+	h->nevacuate++;
+	size_t stop = h->nevacuate + SKIP_PER_CALL;
+	if (stop > nold)
+		stop = nold;
+	while (h->nevacuate != stop && evacuated(bucket_at(h->oldbuckets, h->nevacuate))) {
+		h->nevacuate++;
+		h->op_skipped++;
+	}
+	if (h->nevacuate == nold) {
+		/* Growing is all done: the old array goes.  Its slots no longer
+		 * own keys (evacuation moved the indirect key pointers). */
+		freeBucketArray(h, h->oldbuckets);
+		h->oldbuckets = NULL;
+		h->grow = growNone;
+		h->gen++;
+	}
+}
+
+/* Go's evacuate: move the keys of old bucket `oldbucket` (and its chain) to
+ * the new array.  All-or-nothing: the overflow buckets the move may need are
+ * reserved before any key moves. */
+static int evacuate(struct gomap *h, size_t oldbucket)
+{
+	struct barray *oa = h->oldbuckets, *na = h->buckets;
+	struct bmap *b = bucket_at(oa, oldbucket);
+	if (!evacuated(b)) {
+		size_t live = 0, tomb = 0;
+		for (struct bmap *c = b; c; c = bmap_overflow(oa, c))
+			for (unsigned i = 0; i < bucketCnt; i++) {
+				live += c->tophash[i] >= minTopHash;
+				tomb += c->tophash[i] == emptyOne;
+			}
+		/* Split between X and Y, ceil(x/8)+ceil(y/8) <= ceil(live/8)+1, and
+		 * each destination brings one bucket: ceil(live/8)-1 overflow
+		 * buckets at most.  A shrink destination may already be full. */
+		size_t need = (live + bucketCnt - 1) / bucketCnt;
+		if (h->grow != growShrink && need > 0)
+			need--;
+		if (ovf_reserve(h, na, need) != 0)
+			return -ENOMEM;
+
+		size_t newbit = oa->nbuckets; /* only used when doubling */
+		struct evacDst xy[2];
+		xy[0].b = bucket_at(na, oldbucket & bucketMask(h->B));
+		xy[0].i = 0;
+		xy[1].b = h->grow == growDouble ? bucket_at(na, oldbucket + newbit) : NULL;
+		xy[1].i = 0;
+		for (struct bmap *c = b; c; c = bmap_overflow(oa, c)) {
+			for (unsigned i = 0; i < bucketCnt; i++) {
+				uint8_t top = c->tophash[i];
+				if (isEmpty(top)) {
+					c->tophash[i] = evacuatedEmpty;
+					continue;
+				}
+				if (top < minTopHash)
+					gomap_die("bad map state");
+				unsigned useY = 0;
+				if (h->grow == growDouble) {
+					size_t klen;
+					const void *k = slot_key(c, i, &klen);
+					useY = (gomap_hash(h, k, klen) & newbit) != 0;
+				}
+				c->tophash[i] = (uint8_t)(evacuatedX + useY);
+				evac_place(h, na, &xy[useY], c, i, top);
+			}
+		}
+		h->tombstones -= tomb;
+		h->gen++;
+		h->op_evacuated++;
+		h->work.total_evacuated++;
+	}
+	if (oldbucket == h->nevacuate)
+		advanceEvacuationMark(h);
+	return 0;
+}
+
+/* Go's growWork: evacuate the old bucket the key maps to, so the operation
+ * can work on the new array alone, then one more to make progress.  Only
+ * the first must succeed. */
+static int growWork(struct gomap *h, uint64_t hash)
+{
+	int err = evacuate(h, hash & bucketMask(h->oldB));
+	if (err)
+		return err;
+	if (growing(h))
+		(void)evacuate(h, h->nevacuate);
+	return 0;
+}
+
+static void op_begin(struct gomap *h)
+{
+	h->op_evacuated = h->op_skipped = 0;
+}
+
+static void op_end(struct gomap *h)
+{
+	h->work.last_evacuated = h->op_evacuated;
+	h->work.last_skipped = h->op_skipped;
+	if (h->op_evacuated > h->work.max_evacuated)
+		h->work.max_evacuated = h->op_evacuated;
+	if (h->op_skipped > h->work.max_skipped)
+		h->work.max_skipped = h->op_skipped;
+}
+
+/* ===================================================================== */
+/* --- Lookup ------------------------------------------------------------ */
+
+static bool bad_input(const void *m, const void *key, size_t klen)
+{
+	return !m || (!key && klen > 0);
+}
+
+bool gomap_get(const struct gomap *h, const void *key, size_t klen, void **val)
+{
+	if (bad_input(h, key, klen)) {
+		errno = EINVAL;
+		return false;
+	}
+	if (h->count == 0)
+		return false;
+	struct gomap_probe p;
+	gomap_probe_init(&p, key, klen);
+	void **slot = gomap_lookup_h(h, &p, gomap_hash(h, key, klen));
+	if (!slot)
+		return false;
+	if (val)
+		*val = *slot;
+	return true;
+}
+
+/* ===================================================================== */
+/* --- Insert (Go's mapassign) ------------------------------------------- */
+
+int gomap_put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val)
+{
+	int err = 0;
+	writer_begin(h);
+	op_begin(h);
+	if (!h->buckets) {
+		h->buckets = makeBucketArray(h, h->B);
+		if (!h->buckets) {
+			err = -ENOMEM;
+			goto out;
+		}
+	}
+	uint8_t top = tophash(hash);
+again:
+	if (growing(h)) {
+		err = growWork(h, hash);
+		if (err)
+			goto out;
+	}
+	struct barray *a = h->buckets;
+	struct bmap *b = bucket_at(a, hash & bucketMask(h->B));
+	struct bmap *insb = NULL;
+	unsigned insi = 0;
+	for (;;) {
+		for (unsigned i = 0; i < bucketCnt; i++) {
+			if (b->tophash[i] != top) {
+				if (isEmpty(b->tophash[i]) && !insb) {
+					insb = b;
+					insi = i;
+				}
+				if (b->tophash[i] == emptyRest)
+					goto notfound;
+				continue;
+			}
+			if (!slot_key_eq(b, i, p))
+				continue;
+			b->elems[i] = val; /* existing key: update in place */
+			goto out;
+		}
+		struct bmap *ovf = bmap_overflow(a, b);
+		if (!ovf)
+			break;
+		b = ovf;
+	}
+notfound:
+	/* A new key.  If we hit the max load factor or have too many overflow
+	 * buckets, and we're not already in the middle of growing, start
+	 * growing, and look again: everything is different now. */
+	if (!growing(h)) {
+		bool over = overLoadFactor(h->count + 1, h->B);
+		if ((over && h->B < MAX_B) || tooManyOverflowBuckets(a->noverflow, h->B)) {
+			err = hashGrow(h, over && h->B < MAX_B ? growDouble : sameSizeGrow);
+			if (err)
+				goto out;
+			goto again;
+		}
+	}
+	uint64_t keyword = p->word;
+	if (p->code == KEY_INDIRECT) {
+		if (p->klen > SIZE_MAX - sizeof(struct gkey)) {
+			err = -ENOMEM;
+			goto out;
+		}
+		struct gkey *k = sm_malloc(sizeof(*k) + p->klen);
+		if (!k) {
+			err = -ENOMEM;
+			goto out;
+		}
+		k->len = p->klen;
+		memcpy(k->data, p->key, p->klen);
+		keyword = (uint64_t)(uintptr_t)k;
+	}
+	if (!insb) {
+		/* All current buckets are full: allocate a new one. */
+		if (ovf_reserve(h, a, 1) != 0) {
+			if (p->code == KEY_INDIRECT)
+				sm_free((void *)(uintptr_t)keyword);
+			err = -ENOMEM;
+			goto out;
+		}
+		insb = newoverflow(a, b);
+		insi = 0;
+	}
+	if (insb->tophash[insi] == emptyOne)
+		h->tombstones--;
+	set_slot(insb, insi, top, p->code, keyword, val);
+	if (p->code == KEY_INDIRECT)
+		h->key_bytes += sizeof(struct gkey) + p->klen;
+	h->count++;
+	h->gen++;
+out:
+	op_end(h);
+	writer_end(h);
+	return err;
+}
+
+int gomap_put(struct gomap *h, const void *key, size_t klen, void *val)
+{
+	if (bad_input(h, key, klen))
+		return -EINVAL;
+	struct gomap_probe p;
+	gomap_probe_init(&p, key, klen);
+	return gomap_put_h(h, &p, gomap_hash(h, key, klen), val);
+}
+
+/* ===================================================================== */
+/* --- Delete (Go's mapdelete) ------------------------------------------- */
+
+/* Find the bucket of the chain starting at bOrig that links to c. */
+static struct bmap *prev_bucket(const struct barray *a, struct bmap *bOrig, struct bmap *c)
+{
+	struct bmap *b = bOrig;
+	while (bmap_overflow(a, b) != c)
+		b = bmap_overflow(a, b);
+	return b;
+}
+
+bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old)
+{
+	if (h->count == 0) {
+		gomap_check_not_writing(h);
+		return false;
+	}
+	bool found = false;
+	writer_begin(h);
+	op_begin(h);
+	/* If the evacuation fails for lack of memory, the key's old bucket is
+	 * still in place and the lookup below deletes from it. */
+	if (growing(h))
+		(void)growWork(h, hash);
+
+	const struct barray *a = h->buckets;
+	struct bmap *b = bucket_at(a, hash & bucketMask(h->B));
+	if (growing(h)) {
+		struct bmap *ob = bucket_at(h->oldbuckets, hash & bucketMask(h->oldB));
+		if (!evacuated(ob)) {
+			a = h->oldbuckets;
+			b = ob;
+		}
+	}
+	struct bmap *bOrig = b;
+	uint8_t top = tophash(hash);
+	for (; b; b = bmap_overflow(a, b)) {
+		for (unsigned i = 0; i < bucketCnt; i++) {
+			if (b->tophash[i] != top) {
+				if (b->tophash[i] == emptyRest)
+					goto done;
+				continue;
+			}
+			if (!slot_key_eq(b, i, p))
+				continue;
+			if (old)
+				*old = b->elems[i];
+			free_slot_key(h, b, i);
+			clear_slot(b, i);
+			b->tophash[i] = emptyOne;
+			h->tombstones++;
+			/* If the bucket now ends in a run of emptyOne states,
+			 * change those to emptyRest, walking back across the
+			 * chain, so probes keep stopping early. */
+			if (i == bucketCnt - 1) {
+				struct bmap *next = bmap_overflow(a, b);
+				if (next && next->tophash[0] != emptyRest)
+					goto notLast;
+			} else if (b->tophash[i + 1] != emptyRest) {
+				goto notLast;
+			}
+			for (;;) {
+				b->tophash[i] = emptyRest;
+				h->tombstones--;
+				if (i == 0) {
+					if (b == bOrig)
+						break; /* beginning of the initial bucket */
+					b = prev_bucket(a, bOrig, b);
+					i = bucketCnt - 1;
+				} else {
+					i--;
+				}
+				if (b->tophash[i] != emptyOne)
+					break;
+			}
+notLast:
+			found = true;
+			h->count--;
+			/* Reset the hash seed to make it more difficult for
+			 * attackers to repeatedly trigger hash collisions (Go
+			 * issue 25237). */
+			if (h->count == 0 && h->random_seed)
+				h->hash0 = sm_random_seed();
+			goto done;
+		}
+	}
+done:
+	/* Beyond Go: give memory back once the map is mostly empty. */
+	if (found && !growing(h) && h->B > h->Bfloor && underLoadFactor(h->count, h->B))
+		(void)hashGrow(h, growShrink);
+	op_end(h);
+	writer_end(h);
+	return found;
+}
+
+bool gomap_delete(struct gomap *h, const void *key, size_t klen, void **old)
+{
+	if (bad_input(h, key, klen)) {
+		errno = EINVAL;
+		return false;
+	}
+	if (h->count == 0)
+		return false;
+	struct gomap_probe p;
+	gomap_probe_init(&p, key, klen);
+	return gomap_delete_h(h, &p, gomap_hash(h, key, klen), old);
+}
+
+/* ===================================================================== */
+/* --- Clear ------------------------------------------------------------- */
+
+void gomap_clear(struct gomap *h)
+{
+	if (!h)
+		return;
+	writer_begin(h);
+	free_array_keys(h, h->oldbuckets);
+	free_array_keys(h, h->buckets);
+	freeBucketArray(h, h->oldbuckets);
+	h->oldbuckets = NULL;
+	h->grow = growNone;
+	h->nevacuate = 0;
+	/* Back to the size the map was created with: a fresh array is O(1)
+	 * (mmap or calloc) where re-zeroing the old one is O(size).  If even
+	 * that allocation fails, re-zero the current array in place. */
+	struct barray *keep = h->buckets;
+	struct barray *fresh = NULL;
+	if (keep && h->Bfloor > 0)
+		fresh = makeBucketArray(h, h->Bfloor);
+	if (keep && (fresh || h->Bfloor == 0)) {
+		freeBucketArray(h, keep);
+		h->buckets = fresh;
+		h->B = h->Bfloor;
+	} else if (keep) {
+		for (unsigned k = 0; k < keep->nchunks; k++) {
+			sm_free(keep->chunks[k]);
+			h->work.bytes -= chunk_size(k) * sizeof(struct bmap);
+			keep->chunks[k] = NULL;
+		}
+		memset(bucket_at(keep, 0), 0, (keep->nbuckets + keep->npre) * sizeof(struct bmap));
+		keep->nchunks = keep->chunkused = keep->nextpre = keep->noverflow = 0;
+	}
+	h->count = 0;
+	h->tombstones = 0;
+	if (h->random_seed)
+		h->hash0 = sm_random_seed();
+	h->gen++;
+	writer_end(h);
+}
+
+/* ===================================================================== */
+/* --- Stats ------------------------------------------------------------- */
+
+void gomap_stats(const struct gomap *h, struct gomap_stats *st)
+{
+	if (!st)
+		return;
+	memset(st, 0, sizeof(*st));
+	if (!h)
+		return;
+	st->count = h->count;
+	st->B = h->B;
+	st->growing = growing(h);
+	st->nevacuate = h->nevacuate;
+	st->tombstones = h->tombstones;
+	if (h->buckets) {
+		st->buckets += h->buckets->nbuckets;
+		st->overflow += h->buckets->noverflow;
+	}
+	if (h->oldbuckets) {
+		st->buckets += h->oldbuckets->nbuckets;
+		st->overflow += h->oldbuckets->noverflow;
+	}
+}
+
+void gomap_work(const struct gomap *h, struct gomap_work *w)
+{
+	if (!w)
+		return;
+	memset(w, 0, sizeof(*w));
+	if (!h)
+		return;
+	*w = h->work;
+	w->bytes = h->work.bytes + h->key_bytes;
+}
+
+/* ===================================================================== */
+/* --- Frozen walk (for the concurrent map's read snapshot) -------------- */
+
+static void walk_phase(struct gomap_walk *w, unsigned phase)
+{
+	w->phase = phase;
+	w->arr = phase == 0 ? w->h->oldbuckets : phase == 1 ? w->h->buckets : NULL;
+	w->k = 0;
+	w->b = NULL;
+	if (phase < 2 && !w->arr)
+		walk_phase(w, phase + 1);
+}
+
+void gomap_walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start)
+{
+	w->h = h;
+	w->start = (size_t)start;
+	w->slot = 0;
+	walk_phase(w, h->count ? 0 : 2);
+}
+
+int gomap_walk_next(struct gomap_walk *w, size_t *budget, const void **key, size_t *klen, void ***val)
+{
+	for (;;) {
+		if (w->b) {
+			while (w->slot < bucketCnt) {
+				unsigned i = w->slot++;
+				if (w->b->tophash[i] >= minTopHash) {
+					*key = slot_key(w->b, i, klen);
+					*val = (void **)&w->b->elems[i];
+					return 1;
+				}
+			}
+			w->b = bmap_overflow(w->arr, w->b);
+			w->slot = 0;
+			if (w->b) {
+				if (*budget == 0)
+					return -1;
+				--*budget;
+			}
+			continue;
+		}
+		if (w->phase == 2)
+			return 0;
+		size_t nb = w->arr->nbuckets;
+		if (w->k == nb) {
+			walk_phase(w, w->phase + 1);
+			continue;
+		}
+		if (*budget == 0)
+			return -1;
+		--*budget;
+		const struct bmap *b = bucket_at(w->arr, (w->start + w->k++) & (nb - 1));
+		/* An evacuated old bucket's keys are found in the new array. */
+		if (w->phase == 0 && evacuated(b))
+			continue;
+		w->b = b;
+		w->slot = 0;
+	}
+}
+
+/* ===================================================================== */
+/* --- Iteration --------------------------------------------------------- */
+
+/*
+ * Go's iterator walks the bucket array it started with and relies on the
+ * garbage collector to keep that array alive through any growth.  Without a
+ * GC the array may be freed between two calls, so gomap's iterator keeps no
+ * pointer across a change of layout.  Its position is a point in the key
+ * space ordered by the bit-reversed hash: the keys of bucket i at any size
+ * 2^L form one contiguous interval of that order, and a doubling or a
+ * shrink only splits or merges neighbouring intervals.  So the position
+ * survives any change of size, and "every key before the cursor was
+ * handled" stays true.  Within one bucket keys are returned in that order,
+ * from a small sorted buffer that is rebuilt whenever the map's generation
+ * says keys may have moved or a slot been reused.
+ *
+ * Order of a key: bitrev64(hash) - rot (mod 2^64), rot random per
+ * iteration (Go's random start bucket and offset).  Two keys with the same
+ * 64-bit hash are ordered by their bytes.
+ */
+
+enum { ITER_FRESH = 0, ITER_RUNNING = 1, ITER_DONE = 2 };
+
+/* Keys of one order value that a rebuild can skip (64-bit hash ties). */
+#define ITER_TIES 8
+
+static inline uint64_t bitrev64(uint64_t x)
+{
+	x = ((x >> 1) & 0x5555555555555555ULL) | ((x & 0x5555555555555555ULL) << 1);
+	x = ((x >> 2) & 0x3333333333333333ULL) | ((x & 0x3333333333333333ULL) << 2);
+	x = ((x >> 4) & 0x0F0F0F0F0F0F0F0FULL) | ((x & 0x0F0F0F0F0F0F0F0FULL) << 4);
+	return __builtin_bswap64(x);
+}
+
+void gomap_iter_init(struct gomap_iter *it, struct gomap *h)
+{
+	memset(it, 0, sizeof(*it));
+	it->m = h;
+	it->rot = sm_rand64();
+	it->state = h ? ITER_FRESH : ITER_DONE;
+}
+
+struct iter_cand {
+	uint64_t order;
+	uintptr_t slot;
+};
+
+static int key_cmp(uintptr_t a, uintptr_t b)
+{
+	size_t la, lb;
+	const void *ka = slot_key((const struct bmap *)(a & ~(uintptr_t)15), (unsigned)(a & 7), &la);
+	const void *kb = slot_key((const struct bmap *)(b & ~(uintptr_t)15), (unsigned)(b & 7), &lb);
+	int c = memcmp(ka, kb, la < lb ? la : lb);
+	return c ? c : (la > lb) - (la < lb);
+}
+
+static bool cand_less(const struct iter_cand *x, const struct iter_cand *y)
+{
+	if (x->order != y->order)
+		return x->order < y->order;
+	return key_cmp(x->slot, y->slot) < 0;
+}
+
+/* Offer one live slot to the sorted candidate list (keeps the smallest). */
+static void iter_offer(struct iter_cand *cand, unsigned cap, unsigned *n, size_t *total,
+		       const struct iter_cand *c)
+{
+	++*total;
+	if (*n == cap && !cand_less(c, &cand[cap - 1]))
+		return;
+	unsigned j = *n < cap ? (*n)++ : cap - 1;
+	while (j > 0 && cand_less(c, &cand[j - 1])) {
+		cand[j] = cand[j - 1];
+		j--;
+	}
+	cand[j] = *c;
+}
+
+static void iter_scan_chain(struct gomap_iter *it, const struct barray *a, struct bmap *b,
+			    struct iter_cand *cand, unsigned cap, unsigned *n, size_t *total)
+{
+	const struct gomap *h = it->m;
+	for (; b; b = bmap_overflow(a, b)) {
+		for (unsigned i = 0; i < bucketCnt; i++) {
+			if (b->tophash[i] < minTopHash)
+				continue;
+			size_t klen;
+			const void *k = slot_key(b, i, &klen);
+			struct iter_cand c = {
+				.order = bitrev64(gomap_hash(h, k, klen)) - it->rot,
+				.slot = (uintptr_t)b | i,
+			};
+			if (c.order < it->cursor || c.order > it->end)
+				continue;
+			iter_offer(cand, cap, n, total, &c);
+		}
+	}
+}
+
+/* Fill the buffer with the next keys of the interval holding the cursor. */
+static void iter_build(struct gomap_iter *it)
+{
+	const struct gomap *h = it->m;
+	unsigned L = 0;
+	if (h->buckets)
+		L = growing(h) && h->oldB > h->B ? h->oldB : h->B;
+	uint64_t p = it->cursor + it->rot;
+	uint64_t low = UINT64_MAX >> L; /* L <= MAX_B < 64 */
+	if (__builtin_add_overflow(it->cursor, low & ~p, &it->end))
+		it->end = UINT64_MAX;
+	size_t idx = (size_t)(bitrev64(p) & bucketMask(L));
+
+	struct iter_cand cand[GOMAP_ITER_BUF + ITER_TIES];
+	unsigned skip = it->skip < ITER_TIES ? it->skip : ITER_TIES;
+	unsigned cap = GOMAP_ITER_BUF + skip, n = 0;
+	size_t total = 0;
+	if (h->buckets) {
+		iter_scan_chain(it, h->buckets, bucket_at(h->buckets, idx & bucketMask(h->B)), cand, cap, &n,
+				&total);
+		if (growing(h)) {
+			struct bmap *ob = bucket_at(h->oldbuckets, idx & bucketMask(h->oldB));
+			if (!evacuated(ob))
+				iter_scan_chain(it, h->oldbuckets, ob, cand, cap, &n, &total);
+		}
+	}
+	/* Drop the keys tied at the cursor that were already returned. */
+	unsigned first = 0;
+	while (first < skip && first < n && cand[first].order == it->cursor)
+		first++;
+	it->n = 0;
+	for (unsigned j = first; j < n && it->n < GOMAP_ITER_BUF; j++, it->n++) {
+		it->buf[it->n].order = cand[j].order;
+		it->buf[it->n].slot = cand[j].slot;
+	}
+	it->partial = total - first > it->n;
+	it->i = 0;
+	it->gen = h->gen;
+	it->seed = h->hash0;
+	it->state = ITER_RUNNING;
+}
+
+bool gomap_iter_next(struct gomap_iter *it, const void **key, size_t *klen, void **val)
+{
+	if (!it || it->state == ITER_DONE)
+		return false;
+	struct gomap *h = it->m;
+	gomap_check_not_writing(h);
+	for (;;) {
+		if (it->state == ITER_RUNNING && it->gen == h->gen && it->seed == h->hash0) {
+			while (it->i < it->n) {
+				uint64_t order = it->buf[it->i].order;
+				uintptr_t s = it->buf[it->i].slot;
+				it->i++;
+				if (order == it->cursor && it->skip > 0) {
+					it->skip++;
+				} else {
+					it->cursor = order;
+					it->skip = 1;
+				}
+				struct bmap *b = (struct bmap *)(s & ~(uintptr_t)15);
+				unsigned i = (unsigned)(s & 7);
+				if (b->tophash[i] < minTopHash)
+					continue; /* deleted since the buffer was built */
+				size_t kl;
+				const void *k = slot_key(b, i, &kl);
+				if (key)
+					*key = k;
+				if (klen)
+					*klen = kl;
+				if (val)
+					*val = b->elems[i];
+				return true;
+			}
+			if (!it->partial) {
+				/* The interval is done: move to the next one. */
+				if (it->end == UINT64_MAX) {
+					it->state = ITER_DONE;
+					return false;
+				}
+				it->cursor = it->end + 1;
+				it->skip = 0;
+			}
+		}
+		iter_build(it);
+	}
+}

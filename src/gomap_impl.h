@@ -1,0 +1,318 @@
+/*
+ * gomap_impl.h - gomap's data structures and the internal API the concurrent
+ * map builds on.  Not installed.
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Names follow Go 1.19's runtime/map.go (hmap -> struct gomap, bmap,
+ * tophash, emptyRest, emptyOne, evacuatedX/Y, evacuatedEmpty, minTopHash,
+ * nevacuate, noverflow, sameSizeGrow, hashWriting) so gomap.c can be read
+ * side by side with map.go.
+ */
+#ifndef SM_GOMAP_IMPL_H
+#define SM_GOMAP_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gomap.h"
+#include "hash.h"
+
+#ifndef GOMAP_WRITE_CHECK
+#define GOMAP_WRITE_CHECK 1
+#endif
+
+enum {
+	/* A bucket holds 8 slots: an 8-byte tophash array, then 8 keys, then
+	 * 8 values (Go's bucketCntBits / bucketCnt). */
+	bucketCntBits = 3,
+	bucketCnt = 1 << bucketCntBits,
+
+	/* Grow when the average load would exceed 6.5 keys per bucket.  Go
+	 * measured 6.5 as the point where overflow (20.9% of buckets) and
+	 * probe lengths are still modest; Num/Den keeps the math integral. */
+	loadFactorNum = 13,
+	loadFactorDen = 2,
+};
+
+/* tophash values below minTopHash are slot states, not hash bytes. */
+enum {
+	emptyRest = 0,      /* empty, and every later slot of the chain is too: probes stop */
+	emptyOne = 1,       /* empty (a tombstone): probes go on */
+	evacuatedX = 2,     /* moved to the first half (same index) of the new array */
+	evacuatedY = 3,     /* moved to the second half (index + old size) */
+	evacuatedEmpty = 4, /* empty, and the bucket is evacuated */
+	minTopHash = 5,     /* smallest tophash of a filled slot */
+};
+
+/* hmap.flags */
+enum {
+	hashWriting = 4, /* a writer is inside the map (misuse detector) */
+};
+
+/* What kind of evacuation is in progress (Go keeps sameSizeGrow in flags;
+ * gomap adds shrinking, so it is an enum of its own). */
+enum grow_kind {
+	growNone = 0,
+	growDouble = 1, /* B+1: each old bucket splits into X and Y */
+	sameSizeGrow = 2, /* same B: rewrite densely, dropping tombstones */
+	growShrink = 3, /* B-1: old buckets i and i+2^B merge into new bucket i */
+};
+
+/* Key length codes kept 4 bits per slot in bmap.kmeta. */
+#define KEY_INLINE_MAX 8u  /* keys of 0..8 bytes live in the slot itself */
+#define KEY_INDIRECT 15u   /* the slot holds a pointer to a struct gkey */
+
+/*
+ * One bucket: 144 bytes, the same as Go's bucket for map[int]int.  The
+ * overflow link is a 32-bit index into the owning array's overflow storage
+ * (not a pointer), which leaves 4 bytes for the key-length nibbles without
+ * growing the bucket past Go's.
+ */
+struct bmap {
+	uint8_t tophash[bucketCnt];
+	uint32_t overflow; /* index of the next bucket of the chain in its barray; 0 = none */
+	uint32_t kmeta;    /* 4 bits per slot: key length 0..8 inline, or KEY_INDIRECT */
+	uint64_t keys[bucketCnt];
+	void *elems[bucketCnt];
+};
+
+/* A key longer than 8 bytes: one heap block, owned by the slot holding it. */
+struct gkey {
+	size_t len;
+	unsigned char data[];
+};
+
+/* Overflow chunks: chunk k holds (OVF_CHUNK0 << k) buckets. */
+#define OVF_CHUNK0 8u
+#define OVF_MAX_CHUNKS 28
+
+/*
+ * A bucket array with its overflow storage: 2^B main buckets, then (for
+ * B >= 4) 2^(B-4) preallocated overflow buckets in the same block (Go's
+ * makeBucketArray), then overflow buckets from chunks allocated on demand.
+ * Overflow buckets are never freed one by one; they go with their array.
+ */
+struct barray {
+	size_t nbuckets;  /* 2^B */
+	size_t bytes;     /* size of this block (for sm_free_zeroed) */
+	uint32_t npre;    /* preallocated overflow buckets after the main ones */
+	uint32_t nextpre; /* preallocated ones handed out */
+	uint32_t nchunks; /* chunks allocated */
+	uint32_t chunkused; /* chunk buckets handed out (chunks fill in order) */
+	uint32_t noverflow; /* overflow buckets handed out (Go's noverflow, exact) */
+	uint32_t pad_;
+	struct bmap *chunks[OVF_MAX_CHUNKS];
+	/* nbuckets + npre buckets; 16-byte aligned so iterators can tag the
+	 * low bits of a bucket address with a slot index. */
+	struct bmap b[] __attribute__((aligned(16)));
+};
+_Static_assert(sizeof(struct bmap) == 144, "a bucket is 144 bytes, like Go's map[int]int bucket");
+_Static_assert(offsetof(struct barray, b) % 16 == 0, "buckets are 16-byte aligned");
+
+/* Go's hmap. */
+struct gomap {
+	size_t count;
+	uint8_t flags;  /* hashWriting; accessed with relaxed atomics */
+	uint8_t B;      /* log2 of buckets->nbuckets */
+	uint8_t oldB;   /* log2 of oldbuckets->nbuckets while growing */
+	uint8_t Bfloor; /* never shrink below (the hint's size) */
+	uint8_t grow;   /* enum grow_kind */
+	bool random_seed; /* reseed whenever the map becomes empty */
+	uint64_t hash0;
+	struct barray *buckets;    /* NULL until the first insert (B == 0) */
+	struct barray *oldbuckets; /* non-NULL while evacuating */
+	size_t nevacuate;          /* old buckets below this are evacuated */
+	size_t tombstones;         /* emptyOne slots, both arrays */
+	uint64_t gen;              /* bumped whenever keys may have moved or slots been reused */
+	size_t key_bytes;          /* bytes of indirect key blocks */
+	size_t op_evacuated, op_skipped; /* work of the current put/delete */
+	struct gomap_work work;
+};
+
+/* ---- small helpers shared with the concurrent map ---------------------- */
+
+static inline size_t bucketShift(unsigned B)
+{
+	return (size_t)1 << B;
+}
+
+static inline size_t bucketMask(unsigned B)
+{
+	return bucketShift(B) - 1;
+}
+
+static inline uint8_t tophash(uint64_t hash)
+{
+	uint8_t top = (uint8_t)(hash >> 56);
+	if (top < minTopHash)
+		top += minTopHash;
+	return top;
+}
+
+static inline bool isEmpty(uint8_t x)
+{
+	return x <= emptyOne;
+}
+
+static inline bool evacuated(const struct bmap *b)
+{
+	uint8_t h = b->tophash[0];
+	return h > emptyOne && h < minTopHash;
+}
+
+static inline unsigned slot_code(const struct bmap *b, unsigned i)
+{
+	return (b->kmeta >> (4 * i)) & 15u;
+}
+
+/* The next bucket of a chain, or NULL. */
+static inline struct bmap *bmap_overflow(const struct barray *a, const struct bmap *b)
+{
+	uint32_t idx = b->overflow;
+	if (__builtin_expect(idx == 0, 1))
+		return NULL;
+	size_t pre_end = a->nbuckets + a->npre;
+	if (idx < pre_end)
+		return (struct bmap *)&a->b[idx];
+	size_t j = idx - pre_end;
+	unsigned k = 63u - (unsigned)__builtin_clzll(j / OVF_CHUNK0 + 1);
+	return &a->chunks[k][j - OVF_CHUNK0 * (((size_t)1 << k) - 1)];
+}
+
+/* A key prepared for probing: length code plus, for inline keys, the
+ * zero-padded word the slot would hold. */
+struct gomap_probe {
+	const void *key;
+	size_t klen;
+	uint64_t word;
+	unsigned code;
+};
+
+static inline void gomap_probe_init(struct gomap_probe *p, const void *key, size_t klen)
+{
+	p->key = key;
+	p->klen = klen;
+	p->word = 0;
+	if (klen <= KEY_INLINE_MAX) {
+		p->code = (unsigned)klen;
+		if (klen == 8)
+			memcpy(&p->word, key, 8);
+		else if (klen)
+			memcpy(&p->word, key, klen);
+	} else {
+		p->code = KEY_INDIRECT;
+	}
+}
+
+static inline bool slot_key_eq(const struct bmap *b, unsigned i, const struct gomap_probe *p)
+{
+	if (slot_code(b, i) != p->code)
+		return false;
+	if (p->code != KEY_INDIRECT)
+		return b->keys[i] == p->word;
+	const struct gkey *k = (const struct gkey *)(uintptr_t)b->keys[i];
+	return k->len == p->klen && memcmp(k->data, p->key, p->klen) == 0;
+}
+
+/* The bytes and length of the key in slot i. */
+static inline const void *slot_key(const struct bmap *b, unsigned i, size_t *klen)
+{
+	unsigned code = slot_code(b, i);
+	if (code != KEY_INDIRECT) {
+		*klen = code;
+		return &b->keys[i];
+	}
+	const struct gkey *k = (const struct gkey *)(uintptr_t)b->keys[i];
+	*klen = k->len;
+	return k->data;
+}
+
+void gomap_die(const char *msg) __attribute__((noreturn, cold));
+
+static inline void gomap_check_not_writing(const struct gomap *h)
+{
+#if GOMAP_WRITE_CHECK
+	if (__builtin_expect(__atomic_load_n(&h->flags, __ATOMIC_RELAXED) & hashWriting, 0))
+		gomap_die("concurrent map read and map write");
+#else
+	(void)h;
+#endif
+}
+
+/*
+ * Lookup with a precomputed hash (Go's mapaccess): returns the address of
+ * the value slot, or NULL.  Pure read: safe from many threads while nobody
+ * writes.  Inline so the concurrent map's Load path has no call.
+ */
+static inline void **gomap_lookup_h(const struct gomap *h, const struct gomap_probe *p, uint64_t hash)
+{
+	if (h->count == 0)
+		return NULL;
+	gomap_check_not_writing(h);
+	const struct barray *a = h->buckets;
+	struct bmap *b = (struct bmap *)&a->b[hash & bucketMask(h->B)];
+	if (__builtin_expect(h->oldbuckets != NULL, 0)) {
+		struct bmap *ob = (struct bmap *)&h->oldbuckets->b[hash & bucketMask(h->oldB)];
+		if (!evacuated(ob)) {
+			a = h->oldbuckets;
+			b = ob;
+		}
+	}
+	uint8_t top = tophash(hash);
+	for (; b; b = bmap_overflow(a, b)) {
+		for (unsigned i = 0; i < bucketCnt; i++) {
+			if (b->tophash[i] != top) {
+				if (b->tophash[i] == emptyRest)
+					return NULL;
+				continue;
+			}
+			if (slot_key_eq(b, i, p))
+				return &b->elems[i];
+		}
+	}
+	return NULL;
+}
+
+/* ---- internal API for the concurrent map ------------------------------ */
+
+/* Initialise a gomap embedded in a larger struct.  `floor`: whether `hint`
+ * also bounds shrinking (public hint) or is only a presize. */
+int gomap_init(struct gomap *h, uint64_t seed, size_t hint, bool floor);
+/* Release what gomap_init and later operations allocated (not h itself). */
+void gomap_destroy(struct gomap *h);
+
+static inline uint64_t gomap_hash(const struct gomap *h, const void *key, size_t klen)
+{
+	return sm_hash(key, klen, h->hash0);
+}
+
+int gomap_put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val);
+bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old);
+
+/*
+ * A walk over every key of a map that nobody modifies while the walk lasts
+ * (the concurrent map's frozen read snapshot).  Unlike gomap_iter it hashes
+ * nothing and allocates nothing.  Work is metered: each bucket entered
+ * (main or overflow) costs one unit of *budget.
+ */
+struct gomap_walk {
+	const struct gomap *h;
+	const struct barray *arr;
+	const struct bmap *b; /* bucket being read, NULL between buckets */
+	size_t k;             /* bucket indices started in this phase */
+	size_t start;         /* first bucket index (random or 0) */
+	unsigned slot;
+	unsigned phase; /* 0: old array (unevacuated buckets), 1: current array, 2: done */
+};
+
+void gomap_walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start);
+/* 1: a key was returned; 0: the walk is over; -1: *budget ran out first
+ * (call again with more budget to go on). */
+int gomap_walk_next(struct gomap_walk *w, size_t *budget, const void **key, size_t *klen, void ***val);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * rand.c - wyrand per thread, seeded from getrandom(2).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "rand.h"
+
+#include <stdbool.h>
+#include <sys/random.h>
+#include <time.h>
+
+static _Thread_local uint64_t rng_state;
+static _Thread_local bool rng_seeded;
+
+static void rng_seed(void)
+{
+	uint64_t s = 0;
+	if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+		/* No entropy yet (early boot) or no syscall: mix what differs. */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&s;
+	}
+	rng_state = s;
+	rng_seeded = true;
+}
+
+uint64_t sm_rand64(void)
+{
+	if (__builtin_expect(!rng_seeded, 0))
+		rng_seed();
+	/* wyrand: one 64x64->128 multiply, passes BigCrush and PractRand. */
+	rng_state += 0xa0761d6478bd642fULL;
+	__uint128_t t = (__uint128_t)rng_state * (rng_state ^ 0xe7037ed1a0b428dbULL);
+	return (uint64_t)(t >> 64) ^ (uint64_t)t;
+}
+
+uint64_t sm_random_seed(void)
+{
+	uint64_t s;
+	do
+		s = sm_rand64();
+	while (s == 0);
+	return s;
+}

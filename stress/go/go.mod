@@ -1,0 +1,3 @@
+module syncmap/stress/go
+
+go 1.19

@@ -1,0 +1,335 @@
+// Command gomapbench is the Go-side anchor for syncmap's gomap layer: it times
+// Go's builtin map[uint64]uintptr (Go 1.19 runtime/map.go, the design gomap
+// ports) from a single goroutine, so gomap's C numbers have a Go number to be
+// held against.
+//
+// What is measured, for each n in -sizes (default 1000,100000,10000000):
+//
+//	put       insert k_0..k_{n-1} (in index order) into a map made with
+//	          make(map[uint64]uintptr) (no size hint), value uintptr(i);
+//	          growth and evacuation are part of the cost; the make is inside
+//	          the timed region.
+//	get_hit   look up every k_i once, in a shuffled order, on a full map.
+//	get_miss  look up k_n..k_{2n-1} (none present), in index order, on a full
+//	          map.
+//	delete    delete every k_i once, in the same shuffled order, from a full
+//	          map (the one put/get left for rep 0, a fresh untimed build
+//	          for every later repetition).
+//
+// and, at n = -mem-n (default 1000000):
+//
+//	bytes_per_entry  runtime.GC; ReadMemStats; build the map as in put;
+//	                 runtime.GC; ReadMemStats; (HeapAlloc after - before)/n,
+//	                 with the map kept alive past the second reading.
+//
+// Keys: k_i = splitmix64(i + 1), where splitmix64 adds 0x9E3779B97F4A7C15 and
+// then applies the usual two xor-shift-multiply rounds and a final xor-shift.
+// splitmix64 is a bijection on uint64, so all k_i are distinct and the miss keys
+// never collide with the hit keys. All 2n keys are computed into a []uint64
+// before anything is timed; the timed loops read keys from that array.
+//
+// Shuffle: the permutation for get_hit and delete is a Fisher-Yates shuffle of
+// the array k_0..k_{n-1}: with the xorshift64* generator below seeded with -seed
+// (reset to -seed for every n), for i from n-1 down to 1: j = next() % (i+1);
+// swap a[i], a[j]. The same permutation serves every repetition of both ops.
+//
+// xorshift64*: x ^= x >> 12; x ^= x << 25; x ^= x >> 27; return x * 0x2545F4914F6CDD1D
+// (the state x is updated, the product is returned).
+//
+// Timing: each repetition calls runtime.GC() (untimed, as Go's testing package
+// does before every benchmark run), then takes time.Now() once before and once
+// after the whole loop of n operations; ns_per_op = elapsed / n. There is no
+// per-operation timing. Lookups add their results into a local sum that is
+// stored to a package-level sink, and every run is checked (hit values sum to
+// n(n-1)/2, no miss finds anything, put/delete leave len == n / 0); a failed
+// check exits with status 1.
+//
+// Output: one line per (op, n, rep):
+//
+//	RESULT impl=go-map op=get_hit n=1000 rep=0 ns_per_op=12.345
+//	RESULT impl=go-map op=bytes_per_entry n=1000000 rep=0 value=40.12
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// sink receives lookup results so the compiler cannot drop the lookups.
+var sink uintptr
+
+func splitmix64(x uint64) uint64 {
+	x += 0x9E3779B97F4A7C15
+	z := x
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+// xorshift64star is the shuffle generator; its state must not be zero.
+type xorshift64star struct{ x uint64 }
+
+func (r *xorshift64star) next() uint64 {
+	r.x ^= r.x >> 12
+	r.x ^= r.x << 25
+	r.x ^= r.x >> 27
+	return r.x * 0x2545F4914F6CDD1D
+}
+
+func die(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "gomapbench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func parseSizes(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		// Accept 1e7-style spellings as well as plain integers.
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v < 1 || v != float64(int(v)) {
+			die("bad size %q", f)
+		}
+		out = append(out, int(v))
+	}
+	if len(out) == 0 {
+		die("no sizes given")
+	}
+	return out
+}
+
+var knownOps = []string{"put", "get_hit", "get_miss", "delete", "bytes_per_entry"}
+
+func parseOps(s string) map[string]bool {
+	sel := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if f == "all" {
+			for _, o := range knownOps {
+				sel[o] = true
+			}
+			continue
+		}
+		ok := false
+		for _, o := range knownOps {
+			if o == f {
+				ok = true
+			}
+		}
+		if !ok {
+			die("unknown op %q (known: %s, all)", f, strings.Join(knownOps, ","))
+		}
+		sel[f] = true
+	}
+	return sel
+}
+
+// makeKeys returns k_0..k_{count-1}.
+func makeKeys(count int) []uint64 {
+	keys := make([]uint64, count)
+	for i := range keys {
+		keys[i] = splitmix64(uint64(i) + 1)
+	}
+	return keys
+}
+
+// shuffled returns a Fisher-Yates shuffle of a copy of keys, as described in
+// the header comment.
+func shuffled(keys []uint64, seed uint64) []uint64 {
+	a := append([]uint64(nil), keys...)
+	rng := xorshift64star{x: seed}
+	for i := len(a) - 1; i >= 1; i-- {
+		j := rng.next() % uint64(i+1)
+		a[i], a[j] = a[j], a[i]
+	}
+	return a
+}
+
+// build fills a fresh map the same way put does, untimed.
+func build(keys []uint64) map[uint64]uintptr {
+	m := make(map[uint64]uintptr)
+	for i, k := range keys {
+		m[k] = uintptr(i)
+	}
+	return m
+}
+
+func report(op string, n, rep int, elapsed time.Duration) {
+	fmt.Printf("RESULT impl=go-map op=%s n=%d rep=%d ns_per_op=%.3f\n",
+		op, n, rep, float64(elapsed.Nanoseconds())/float64(n))
+}
+
+func timePut(keys []uint64) (map[uint64]uintptr, time.Duration) {
+	runtime.GC()
+	start := time.Now()
+	m := make(map[uint64]uintptr)
+	for i, k := range keys {
+		m[k] = uintptr(i)
+	}
+	elapsed := time.Since(start)
+	if len(m) != len(keys) {
+		die("put: len %d after %d inserts", len(m), len(keys))
+	}
+	return m, elapsed
+}
+
+func timeGetHit(m map[uint64]uintptr, order []uint64) time.Duration {
+	runtime.GC()
+	var sum uintptr
+	start := time.Now()
+	for _, k := range order {
+		sum += m[k]
+	}
+	elapsed := time.Since(start)
+	sink = sum
+	n := uintptr(len(order))
+	if sum != n*(n-1)/2 {
+		die("get_hit: value sum %d, want %d", sum, n*(n-1)/2)
+	}
+	return elapsed
+}
+
+func timeGetMiss(m map[uint64]uintptr, absent []uint64) time.Duration {
+	runtime.GC()
+	var sum uintptr
+	found := 0
+	start := time.Now()
+	for _, k := range absent {
+		v, ok := m[k]
+		sum += v
+		if ok {
+			found++
+		}
+	}
+	elapsed := time.Since(start)
+	sink = sum
+	if found != 0 {
+		die("get_miss: %d of %d absent keys found", found, len(absent))
+	}
+	return elapsed
+}
+
+func timeDelete(m map[uint64]uintptr, order []uint64) time.Duration {
+	runtime.GC()
+	start := time.Now()
+	for _, k := range order {
+		delete(m, k)
+	}
+	elapsed := time.Since(start)
+	if len(m) != 0 {
+		die("delete: len %d after deleting all %d keys", len(m), len(order))
+	}
+	return elapsed
+}
+
+func bytesPerEntry(keys []uint64) float64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m := make(map[uint64]uintptr)
+	for i, k := range keys {
+		m[k] = uintptr(i)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(m)
+	if len(m) != len(keys) {
+		die("bytes_per_entry: len %d after %d inserts", len(m), len(keys))
+	}
+	return (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(len(keys))
+}
+
+func main() {
+	sizesFlag := flag.String("sizes", "1000,100000,10000000", "comma-separated map sizes n")
+	opsFlag := flag.String("ops", "all", "comma-separated ops: put,get_hit,get_miss,delete,bytes_per_entry or all")
+	reps := flag.Int("reps", 5, "repetitions of every measurement")
+	seed := flag.Uint64("seed", 1, "xorshift64* seed for the shuffles (nonzero)")
+	memN := flag.Int("mem-n", 1000000, "n for bytes_per_entry")
+	flag.Parse()
+
+	if *seed == 0 {
+		die("-seed must be nonzero (xorshift64* state)")
+	}
+	if *reps < 1 {
+		die("-reps must be >= 1")
+	}
+	if *memN < 1 {
+		die("-mem-n must be >= 1")
+	}
+	sizes := parseSizes(*sizesFlag)
+	ops := parseOps(*opsFlag)
+
+	fmt.Printf("# %s GOMAXPROCS=%d NumCPU=%d %s/%s\n", runtime.Version(),
+		runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+
+	for _, n := range sizes {
+		if !(ops["put"] || ops["get_hit"] || ops["get_miss"] || ops["delete"]) {
+			break
+		}
+		all := makeKeys(2 * n)
+		keys, absent := all[:n], all[n:]
+		var order []uint64
+		if ops["get_hit"] || ops["delete"] {
+			order = shuffled(keys, *seed)
+		}
+
+		var m map[uint64]uintptr
+		if ops["put"] {
+			for rep := 0; rep < *reps; rep++ {
+				var d time.Duration
+				m, d = timePut(keys)
+				report("put", n, rep, d)
+			}
+		}
+		if ops["get_hit"] || ops["get_miss"] {
+			if m == nil {
+				m = build(keys)
+			}
+			if ops["get_hit"] {
+				for rep := 0; rep < *reps; rep++ {
+					report("get_hit", n, rep, timeGetHit(m, order))
+				}
+			}
+			if ops["get_miss"] {
+				for rep := 0; rep < *reps; rep++ {
+					report("get_miss", n, rep, timeGetMiss(m, absent))
+				}
+			}
+		}
+		if ops["delete"] {
+			for rep := 0; rep < *reps; rep++ {
+				// Every repetition starts from a full map: the one left by
+				// put/get for the first, a fresh (untimed) build after that.
+				if rep > 0 || m == nil {
+					m = build(keys)
+				}
+				report("delete", n, rep, timeDelete(m, order))
+			}
+		}
+		// The map and key arrays of this n are dead from here; collect them
+		// before the next, possibly much larger, n.
+		runtime.GC()
+	}
+
+	if ops["bytes_per_entry"] {
+		// The keys are made before the first ReadMemStats, so they are not
+		// counted.
+		keys := makeKeys(*memN)
+		for rep := 0; rep < *reps; rep++ {
+			fmt.Printf("RESULT impl=go-map op=bytes_per_entry n=%d rep=%d value=%.2f\n",
+				*memN, rep, bytesPerEntry(keys))
+		}
+		runtime.KeepAlive(keys)
+	}
+}
