@@ -55,6 +55,14 @@ void *sm_calloc(size_t nmemb, size_t size)
 	return calloc(nmemb, size);
 }
 
+void *sm_aligned_alloc(size_t align, size_t size)
+{
+	void *p;
+	if (fault_should_fail() || posix_memalign(&p, align, size) != 0)
+		return NULL;
+	return p;
+}
+
 void sm_free(void *p)
 {
 	free(p);

@@ -22,6 +22,9 @@
 void *sm_malloc(size_t n);
 void *sm_calloc(size_t nmemb, size_t size);
 void sm_free(void *p);
+/* `size` bytes aligned to `align` (a power of two >= sizeof(void *)); free
+ * with sm_free. */
+void *sm_aligned_alloc(size_t align, size_t size);
 
 /* A zeroed block of `n` bytes, 16-byte aligned; big blocks are mmapped.
  * Free with sm_free_zeroed(p, n) (the same n). */

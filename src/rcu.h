@@ -1,0 +1,66 @@
+/*
+ * rcu.h - the library's only door to liburcu.
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Flavor: urcu-bp ("bulletproof").  Users never register threads and may
+ * let them exit at any time; bp registers a thread lazily on its first read
+ * lock and unregisters it from a pthread-key destructor.  The memb flavor
+ * hangs the next grace period when a reader thread exits unregistered, so a
+ * library cannot use it without taking over registration.  With
+ * _LGPL_SOURCE the read side is inlined: a thread-local counter store and a
+ * compiler barrier (measured 3.35 ns for lock + deref + unlock here, the
+ * same as memb; about 25 ns as calls into the .so).  The LGPL allows this
+ * from MIT code: the inlined functions are under its 10-line threshold.
+ *
+ * Every read unlock, call_rcu and callback goes through these wrappers so
+ * the ThreadSanitizer annotations (tsan/sm_tsan.h) cannot be forgotten.
+ */
+#ifndef SM_RCU_H
+#define SM_RCU_H
+
+#include <stdbool.h>
+
+#define _LGPL_SOURCE
+#include <urcu-bp.h>
+
+#include "sm_tsan.h"
+
+static inline void sm_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+static inline void sm_rcu_read_unlock(void)
+{
+	sm_tsan_release(&sm_tsan_gp_token); /* before: once unlocked, the grace period may end */
+	rcu_read_unlock();
+}
+
+static inline void sm_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *))
+{
+	sm_tsan_release(head); /* our writes so far -> the callback's thread */
+	call_rcu(head, fn);
+}
+
+/* First statement of every call_rcu callback. */
+static inline void sm_rcu_callback_begin(struct rcu_head *head)
+{
+	(void)head;
+	sm_tsan_acquire(head);
+	sm_tsan_acquire(&sm_tsan_gp_token);
+}
+
+/* Wait for every callback queued so far (not inside a read section). */
+static inline void sm_rcu_barrier(void)
+{
+	rcu_barrier();
+	sm_tsan_acquire(&sm_tsan_gp_token);
+}
+
+static inline bool sm_rcu_in_read_section(void)
+{
+	return rcu_read_ongoing() != 0;
+}
+
+#endif
