@@ -244,12 +244,49 @@ static inline void gomap_check_not_writing(const struct gomap *h)
 #endif
 }
 
+/* Bytes of a tophash word equal to `top`, as a mask of their high bits
+ * (SWAR: all 8 slots compared at once, exact, no false positives). */
+static inline uint64_t tophash_match(const struct bmap *b, uint8_t top)
+{
+	uint64_t w;
+	memcpy(&w, b->tophash, sizeof(w));
+	uint64_t x = w ^ (0x0101010101010101ULL * top);
+	uint64_t y = (x & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL;
+	return ~(y | x | 0x7F7F7F7F7F7F7F7FULL);
+}
+
+/* The slot index of the lowest match and the remaining matches.  On
+ * little-endian machines byte i of the word is tophash[i]. */
+static inline unsigned match_slot(uint64_t m)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (unsigned)__builtin_ctzll(m) >> 3;
+#else
+	return (unsigned)__builtin_clzll(m) >> 3;
+#endif
+}
+
+static inline uint64_t match_drop(uint64_t m, unsigned slot)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	(void)slot;
+	return m & (m - 1);
+#else
+	return m & ~(0x8000000000000000ULL >> (8 * slot));
+#endif
+}
+
 /*
  * Lookup with a precomputed hash (Go's mapaccess): returns the address of
  * the value slot, or NULL.  Pure read: safe from many threads while nobody
- * writes.  Inline so the concurrent map's Load path has no call.
+ * writes.  Go scans the tophash bytes one by one and stops at the first
+ * emptyRest; comparing all 8 at once finds the same candidates, and since
+ * every slot after an emptyRest is emptyRest too, a bucket holding any
+ * emptyRest ends the chain for this probe.  Always inlined so the
+ * concurrent map's Load path has no call.
  */
-static inline void **gomap_lookup_h(const struct gomap *h, const struct gomap_probe *p, uint64_t hash)
+static inline __attribute__((always_inline)) void **gomap_lookup_h(const struct gomap *h,
+								   const struct gomap_probe *p, uint64_t hash)
 {
 	if (h->count == 0)
 		return NULL;
@@ -264,18 +301,19 @@ static inline void **gomap_lookup_h(const struct gomap *h, const struct gomap_pr
 		}
 	}
 	uint8_t top = tophash(hash);
-	for (; b; b = bmap_overflow(a, b)) {
-		for (unsigned i = 0; i < bucketCnt; i++) {
-			if (b->tophash[i] != top) {
-				if (b->tophash[i] == emptyRest)
-					return NULL;
-				continue;
-			}
+	for (;;) {
+		for (uint64_t m = tophash_match(b, top); m;) {
+			unsigned i = match_slot(m);
 			if (slot_key_eq(b, i, p))
 				return &b->elems[i];
+			m = match_drop(m, i);
 		}
+		if (tophash_match(b, emptyRest))
+			return NULL;
+		b = bmap_overflow(a, b);
+		if (!b)
+			return NULL;
 	}
-	return NULL;
 }
 
 /* ---- internal API for the concurrent map ------------------------------ */
