@@ -12,6 +12,7 @@
  * compiler barrier (measured 3.35 ns for lock + deref + unlock here, the
  * same as memb; about 25 ns as calls into the .so).  The LGPL allows this
  * from MIT code: the inlined functions are under its 10-line threshold.
+ * UBSAN builds define SM_RCU_NO_INLINE (see meson.build) and call the .so.
  *
  * Every read unlock, call_rcu and callback goes through these wrappers so
  * the ThreadSanitizer annotations (tsan/sm_tsan.h) cannot be forgotten.
@@ -21,7 +22,9 @@
 
 #include <stdbool.h>
 
+#ifndef SM_RCU_NO_INLINE
 #define _LGPL_SOURCE
+#endif
 #include <urcu-bp.h>
 
 #include "sm_tsan.h"

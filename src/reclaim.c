@@ -90,6 +90,8 @@ void sm_table_destroy(struct sm_table *t)
 {
 	gomap_destroy(&t->g);
 	sm_free(t->expunged);
+	if (t->filter)
+		sm_free_zeroed((void *)t->filter, (t->filter_mask + 1) * sizeof(uint64_t));
 	sm_free(t);
 }
 

@@ -106,6 +106,8 @@ static inline struct sm_entry *table_lookup(const struct sm_table *t, const stru
 	return slot ? *slot : NULL;
 }
 
+/* A table for the dirty map, presized for `hint` keys, with the filter it
+ * will need once promoted to snapshot. */
 static struct sm_table *table_new(struct syncmap *m, size_t hint)
 {
 	struct sm_table *t = sm_malloc(sizeof(*t));
@@ -113,12 +115,20 @@ static struct sm_table *table_new(struct syncmap *m, size_t hint)
 		return NULL;
 	memset(t, 0, sizeof(*t));
 	t->m = m;
-	if (gomap_init(&t->g, m->seed, hint, false) != 0) {
-		gomap_destroy(&t->g);
-		sm_free(t);
+	size_t words = sm_filter_words_for(hint);
+	t->filter = sm_alloc_zeroed(words * sizeof(uint64_t));
+	t->filter_mask = words - 1;
+	if (!t->filter || gomap_init(&t->g, m->seed, hint, false) != 0) {
+		sm_table_destroy(t);
 		return NULL;
 	}
 	return t;
+}
+
+/* Might the key be in the dirty map but not in snapshot t? */
+static inline bool maybe_dirty_only(const struct sm_table *t, const struct sm_key *k)
+{
+	return sm_filter_maybe(t->filter, t->filter_mask, k->hash);
 }
 
 static inline bool bad_input(const struct syncmap *m, const void *key, size_t klen)
@@ -399,6 +409,9 @@ static int insert_new_locked(struct syncmap *m, const struct sm_key *k, void *ne
 	struct sm_entry *e = sm_entry_alloc(m);
 	if (!e)
 		return -ENOMEM;
+	/* Before the key can be found: see filter.h. */
+	struct sm_table *rt = read_table(r);
+	sm_filter_add(rt->filter, rt->filter_mask, k->hash);
 	/* Relaxed: readers reach e only through a later promotion (release)
 	 * or under the mutex. */
 	atomic_store_explicit(&e->p, newp, memory_order_relaxed);
@@ -428,6 +441,8 @@ struct syncmap *syncmap_new(const struct syncmap_options *opts)
 	pthread_mutex_init(&m->mu, NULL);
 	gomap_init(&m->empty.g, m->seed, 0, false); /* no allocation for hint 0 */
 	m->empty.m = m;
+	m->empty.filter = m->empty_filter;
+	m->empty.filter_mask = sizeof(m->empty_filter) / sizeof(m->empty_filter[0]) - 1;
 	atomic_init(&m->read, (uintptr_t)&m->empty);
 	return m;
 }
@@ -494,7 +509,7 @@ bool syncmap_load(struct syncmap *m, const void *key, size_t klen, void **val)
 	uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
 	struct sm_entry *e = table_lookup(read_table(r), &k);
 	void *p = e ? entry_load_fast(e) : NULL;
-	if ((!e || p == EXPUNGED) && read_amended(r)) {
+	if ((!e || p == EXPUNGED) && read_amended(r) && maybe_dirty_only(read_table(r), &k)) {
 		bool in_dirty;
 		lock(m);
 		e = locked_find(m, &k, &in_dirty);
@@ -611,7 +626,7 @@ bool syncmap_load_and_delete(struct syncmap *m, const void *key, size_t klen, vo
 	struct sm_entry *e = table_lookup(read_table(r), &k);
 	if (e)
 		t = entry_try_delete(e, &old);
-	if (t == RETRY_LOCKED && !read_amended(r))
+	if (t == RETRY_LOCKED && !(read_amended(r) && maybe_dirty_only(read_table(r), &k)))
 		t = 0;
 	if (t == RETRY_LOCKED) {
 		bool in_dirty;
@@ -665,7 +680,7 @@ bool syncmap_compare_and_swap(struct syncmap *m, const void *key, size_t klen, v
 	struct sm_entry *e = table_lookup(read_table(r), &k);
 	if (e)
 		t = entry_try_cas(m, e, old, new_, &newp);
-	if (t == RETRY_LOCKED && !read_amended(r))
+	if (t == RETRY_LOCKED && !(read_amended(r) && maybe_dirty_only(read_table(r), &k)))
 		t = 0;
 	if (t == RETRY_LOCKED) {
 		bool in_dirty;
@@ -704,7 +719,7 @@ bool syncmap_compare_and_delete(struct syncmap *m, const void *key, size_t klen,
 	struct sm_entry *e = table_lookup(read_table(r), &k);
 	if (e)
 		t = entry_try_cad(m, e, old, &removed);
-	if (t == RETRY_LOCKED && !read_amended(r))
+	if (t == RETRY_LOCKED && !(read_amended(r) && maybe_dirty_only(read_table(r), &k)))
 		t = 0;
 	if (t == RETRY_LOCKED) {
 		bool in_dirty;
@@ -789,6 +804,10 @@ void syncmap_clear(struct syncmap *m)
 	m->copy_src = NULL;
 	m->copy_pending = NULL;
 	m->misses = 0;
+	/* No key is dirty-only any more (a reader still holding the old
+	 * snapshot may see bits vanish: those keys are cleared anyway). */
+	for (size_t i = 0; i <= m->empty.filter_mask; i++)
+		atomic_store_explicit(&m->empty_filter[i], 0, memory_order_relaxed);
 	long snapshot = len_sum(m);
 	sm_len_add(m, -snapshot);
 	sm_tables_retire_all(m, read == &m->empty ? NULL : read, dirty, snapshot);

@@ -67,6 +67,10 @@ struct sm_table {
 	long len_snapshot;         /* clear: syncmap_len subtracted when it was retired */
 	struct sm_entry **expunged; /* entries expunged from this snapshot: it owns them */
 	size_t nexpunged, capexpunged;
+	/* While this table is the snapshot: a Bloom filter of the keys only
+	 * the dirty map holds (see filter.h).  Unused while it is dirty. */
+	_Atomic uint64_t *filter;
+	uint64_t filter_mask; /* words - 1 */
 };
 
 /* A slab of entries; entries are 8 bytes and allocated only under the mutex. */
@@ -109,8 +113,10 @@ struct syncmap {
 	/* Counters. */
 	uint64_t promotions, misses_total, locked_ops, max_locked_work;
 	long entries_live;
-	/* The permanent empty snapshot (never retired, never written). */
+	/* The permanent empty snapshot (never retired; only its filter is
+	 * written, under the mutex). */
 	struct sm_table empty;
+	_Atomic uint64_t empty_filter[64];
 
 	/* Written by grace-period callbacks on liburcu's worker thread. */
 	_Alignas(SM_CACHELINE) _Atomic(struct sm_entry *) freed_entries; /* chained through p */
@@ -151,6 +157,9 @@ static inline void *decode_value(const struct syncmap *m, void *p)
 		return ((struct sm_box *)p)->val;
 	return p == NILVAL ? NULL : p;
 }
+
+/* ---- filter.h: keys only the dirty map holds -------------------------- */
+#include "filter.h"
 
 /* ---- entries.c: entry allocation ------------------------------------- */
 struct sm_entry *sm_entry_alloc(struct syncmap *m);       /* under mu; NULL on ENOMEM */
