@@ -112,9 +112,10 @@ GOMAP_API int gomap_put(struct gomap *m, const void *key, size_t klen, void *val
 GOMAP_API bool gomap_delete(struct gomap *m, const void *key, size_t klen, void **old);
 
 /*
- * Remove every key.  Keeps the current bucket array (like Go), frees
- * everything else (key copies, overflow buckets, an old array left from an
- * unfinished growth).  O(size of the map).  NULL is a no-op.
+ * Remove every key and give the memory back: the map returns to the size it
+ * was created with (its hint; Go instead keeps and re-zeroes its current
+ * array).  Frees key copies, overflow buckets and any old array left from an
+ * unfinished growth.  O(size of the map).  NULL is a no-op.
  * Iterators on the map stay valid and see no key that was present before.
  */
 GOMAP_API void gomap_clear(struct gomap *m);

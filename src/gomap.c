@@ -44,8 +44,8 @@
 
 /* advanceEvacuationMark steps over at most this many already evacuated old
  * buckets per call (Go: 1024, "overkill by at least an order of
- * magnitude").  Two calls per operation at most: GOMAP_MAX_SKIP_PER_OP. */
-#define SKIP_PER_CALL (GOMAP_MAX_SKIP_PER_OP / 2)
+ * magnitude").  Three calls per operation at most (growWork). */
+#define SKIP_PER_CALL (GOMAP_MAX_SKIP_PER_OP / 3)
 
 /* ===================================================================== */
 /* --- Misuse detection (Go's hashWriting) ------------------------------ */
@@ -308,7 +308,17 @@ static inline bool growing(const struct gomap *h)
  * key moves here. */
 static int hashGrow(struct gomap *h, enum grow_kind kind)
 {
-	unsigned newB = h->B + (kind == growDouble) - (kind == growShrink);
+	unsigned newB = h->B + (kind == growDouble);
+	if (kind == growShrink) {
+		/* Straight to the size where the load is at most half the
+		 * growth threshold (mass deletion keeps deleting while a
+		 * shrink runs, so it may skip levels). */
+		newB = B_for_hint(2 * h->count);
+		if (newB < h->Bfloor)
+			newB = h->Bfloor;
+		if (newB >= h->B)
+			newB = h->B - 1;
+	}
 	struct barray *na = makeBucketArray(h, newB);
 	if (!na)
 		return -ENOMEM;
@@ -440,10 +450,15 @@ static int evacuate(struct gomap *h, size_t oldbucket)
  * the first must succeed. */
 static int growWork(struct gomap *h, uint64_t hash)
 {
+	size_t before = h->op_evacuated;
 	int err = evacuate(h, hash & bucketMask(h->oldB));
 	if (err)
 		return err;
-	if (growing(h))
+	/* Go evacuates nevacuate once more.  When the key's own bucket was
+	 * already done, do it twice, so every operation moves two buckets:
+	 * a shrink driven by deletes alone then finishes in time (half the
+	 * old buckets' worth of deletes). */
+	for (int i = 0; i < 2 && growing(h) && h->op_evacuated - before < 2; i++)
 		(void)evacuate(h, h->nevacuate);
 	return 0;
 }
@@ -505,11 +520,13 @@ int gomap_put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, voi
 		}
 	}
 	uint8_t top = tophash(hash);
+	bool worked = false; /* this put already did its share of evacuation */
 again:
 	if (growing(h)) {
 		err = growWork(h, hash);
 		if (err)
 			goto out;
+		worked = true;
 	}
 	struct barray *a = h->buckets;
 	struct bmap *b = bucket_at(a, hash & bucketMask(h->B));
@@ -540,7 +557,9 @@ notfound:
 	/* A new key.  If we hit the max load factor or have too many overflow
 	 * buckets, and we're not already in the middle of growing, start
 	 * growing, and look again: everything is different now. */
-	if (!growing(h)) {
+	/* (If this put just finished a grow, the next new key starts the
+	 * next one: a second growWork would break the per-operation bound.) */
+	if (!growing(h) && !worked) {
 		bool over = overLoadFactor(h->count + 1, h->B);
 		if ((over && h->B < MAX_B) || tooManyOverflowBuckets(a->noverflow, h->B)) {
 			err = hashGrow(h, over && h->B < MAX_B ? growDouble : sameSizeGrow);
@@ -992,6 +1011,14 @@ bool gomap_iter_next(struct gomap_iter *it, const void **key, size_t *klen, void
 		return false;
 	struct gomap *h = it->m;
 	gomap_check_not_writing(h);
+	if (it->state == ITER_RUNNING && it->seed != h->hash0) {
+		/* The map was emptied and took a new seed: every key present
+		 * when the iteration started is gone, and the keys inserted since
+		 * have new positions that could put one already returned ahead
+		 * of the cursor.  Ending here keeps every promise. */
+		it->state = ITER_DONE;
+		return false;
+	}
 	for (;;) {
 		if (it->state == ITER_RUNNING && it->gen == h->gen && it->seed == h->hash0) {
 			while (it->i < it->n) {
