@@ -8,6 +8,7 @@
 #endif
 #include "alloc.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ static bool fault_should_fail(void)
 							  memory_order_relaxed, memory_order_relaxed)) {
 			if (left == 1) {
 				atomic_store_explicit(&fault_hit, true, memory_order_relaxed);
+				errno = ENOMEM; /* as a failing malloc does */
 				return true;
 			}
 			return false;

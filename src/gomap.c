@@ -635,6 +635,7 @@ bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash,
 		return false;
 	}
 	bool found = false;
+	int saved_errno = errno; /* failed evacuations or shrinks are absorbed */
 	writer_begin(h);
 	op_begin(h);
 	/* If the evacuation fails for lack of memory, the key's old bucket is
@@ -709,6 +710,7 @@ done:
 		(void)hashGrow(h, growShrink);
 	op_end(h);
 	writer_end(h);
+	errno = saved_errno;
 	return found;
 }
 

@@ -54,13 +54,6 @@ static inline void sm_rcu_callback_begin(struct rcu_head *head)
 	sm_tsan_acquire(&sm_tsan_gp_token);
 }
 
-/* Wait for every callback queued so far (not inside a read section). */
-static inline void sm_rcu_barrier(void)
-{
-	rcu_barrier();
-	sm_tsan_acquire(&sm_tsan_gp_token);
-}
-
 static inline bool sm_rcu_in_read_section(void)
 {
 	return rcu_read_ongoing() != 0;

@@ -23,7 +23,7 @@
 #include "syncmap_impl.h"
 
 #include <errno.h>
-#include <sched.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "rand.h"
@@ -280,15 +280,21 @@ static int dirty_insert(struct syncmap *m, const void *key, size_t klen, struct 
 	return gomap_put(&m->dirty->g, key, klen, e);
 }
 
-/* Copy up to `budget` snapshot buckets into the dirty map. */
-static void copy_step(struct syncmap *m, size_t budget)
+/* Copy up to `budget` snapshot buckets into the dirty map.  Returns false
+ * when it is stuck on an allocation failure (it will retry next time).
+ * Its allocations are the map's business, not the caller's: errno is kept. */
+static bool copy_step(struct syncmap *m, size_t budget)
 {
 	struct sm_table *src = m->copy_src;
 	if (!src)
-		return;
+		return true;
+	int saved_errno = errno;
+	bool ok = true;
 	if (m->copy_pending) {
-		if (dirty_insert(m, m->copy_pending_key, m->copy_pending_klen, m->copy_pending) != 0)
-			return;
+		if (dirty_insert(m, m->copy_pending_key, m->copy_pending_klen, m->copy_pending) != 0) {
+			ok = false;
+			goto out;
+		}
 		m->copy_pending = NULL;
 		m->op_work++;
 	}
@@ -299,10 +305,10 @@ static void copy_step(struct syncmap *m, size_t budget)
 		int r = gomap_walk_next(&m->copy_walk, &budget, &k, &klen, &slot);
 		m->op_work += before - budget;
 		if (r < 0)
-			return;
+			break;
 		if (r == 0) {
 			m->copy_src = NULL; /* dirty now holds every live key of read */
-			return;
+			break;
 		}
 		struct sm_entry *e = *slot;
 		if (try_expunge(src, e))
@@ -313,9 +319,13 @@ static void copy_step(struct syncmap *m, size_t budget)
 			m->copy_pending = e;
 			m->copy_pending_key = k;
 			m->copy_pending_klen = klen;
-			return;
+			ok = false;
+			break;
 		}
 	}
+out:
+	errno = saved_errno;
+	return ok;
 }
 
 /* The first new key after a promotion: create the dirty map and start the
@@ -478,12 +488,12 @@ void syncmap_free(struct syncmap *m)
 	pthread_mutex_unlock(&m->mu);
 
 	if (!sm_rcu_in_read_section()) {
-		sm_rcu_barrier(); /* every callback of this map has run */
-		/* The acquire pairs with each callback's final release on
-		 * pending: their writes happen before the teardown (liburcu's
-		 * own barrier handshake is invisible to TSAN). */
+		/* Wait for this map's callbacks only (not rcu_barrier, which
+		 * waits for everyone's and whose internal handoff TSAN cannot
+		 * see).  The acquire pairs with each callback's final release
+		 * on pending: their work happens before the teardown. */
 		while (atomic_load_explicit(&m->pending, memory_order_acquire) != 0)
-			sched_yield();
+			nanosleep(&(struct timespec){.tv_nsec = 200000}, NULL);
 		sm_tables_free_all(m, read, dirty);
 		sm_map_release(m);
 		return;
@@ -741,17 +751,27 @@ bool syncmap_compare_and_delete(struct syncmap *m, const void *key, size_t klen,
 }
 
 /* Range needs the dirty map promoted; finish its copy first, a slice per
- * critical section so writers are never held up for long. */
+ * critical section so writers are never held up for long.  If the copy is
+ * stuck for lack of memory, wait for memory (with backoff) rather than
+ * spin: promotion is what lets range see every key. */
 static void range_promote(struct syncmap *m)
 {
+	long backoff_ns = 0;
 	lock(m);
 	for (;;) {
 		if (!read_amended(atomic_load_explicit(&m->read, memory_order_relaxed)))
 			break;
 		if (m->copy_src) {
-			copy_step(m, RANGE_COPY_BUDGET);
+			bool ok = copy_step(m, RANGE_COPY_BUDGET);
 			if (m->copy_src) {
 				unlock(m);
+				if (!ok) {
+					backoff_ns = backoff_ns ? (backoff_ns < 50000000 ? 2 * backoff_ns : backoff_ns)
+								: 100000;
+					nanosleep(&(struct timespec){.tv_nsec = backoff_ns}, NULL);
+				} else {
+					backoff_ns = 0;
+				}
 				lock(m);
 				continue;
 			}
