@@ -37,9 +37,13 @@
 // (the state x is updated, the product is returned).
 //
 // Timing: each repetition calls runtime.GC() (untimed, as Go's testing package
-// does before every benchmark run), then takes time.Now() once before and once
-// after the whole loop of n operations; ns_per_op = elapsed / n. There is no
-// per-operation timing. Lookups add their results into a local sum that is
+// does before every benchmark run), then times passes of n operations, each
+// with time.Now() once before and once after the whole loop, until their
+// summed time reaches -min-ms (default 20 ms; at least one pass);
+// ns_per_op = summed time / (passes * n).  put and delete rebuild the map
+// (untimed for delete) before every pass after the first.  -min-ms 0 gives
+// exactly one pass.  stress/gomap_bench.c does the same, so small n compare
+// like for like.  There is no per-operation timing. Lookups add their results into a local sum that is
 // stored to a package-level sink, and every run is checked (hit values sum to
 // n(n-1)/2, no miss finds anything, put/delete leave len == n / 0); a failed
 // check exits with status 1.
@@ -165,9 +169,24 @@ func build(keys []uint64) map[uint64]uintptr {
 	return m
 }
 
-func report(op string, n, rep int, elapsed time.Duration) {
+func report(op string, n, rep int, elapsed time.Duration, passes int) {
 	fmt.Printf("RESULT impl=go-map op=%s n=%d rep=%d ns_per_op=%.3f\n",
-		op, n, rep, float64(elapsed.Nanoseconds())/float64(n))
+		op, n, rep, float64(elapsed.Nanoseconds())/float64(n)/float64(passes))
+}
+
+// minTime is -min-ms: passes are repeated until their summed time reaches it.
+var minTime time.Duration
+
+// repeat runs pass (which returns the time of one timed pass) until the sum
+// reaches minTime, and returns the sum and the number of passes.
+func repeat(pass func() time.Duration) (time.Duration, int) {
+	var total time.Duration
+	passes := 0
+	for passes == 0 || total < minTime {
+		total += pass()
+		passes++
+	}
+	return total, passes
 }
 
 func timePut(keys []uint64) (map[uint64]uintptr, time.Duration) {
@@ -256,7 +275,9 @@ func main() {
 	reps := flag.Int("reps", 5, "repetitions of every measurement")
 	seed := flag.Uint64("seed", 1, "xorshift64* seed for the shuffles (nonzero)")
 	memN := flag.Int("mem-n", 1000000, "n for bytes_per_entry")
+	minMs := flag.Float64("min-ms", 20, "repeat each measurement's passes until they sum to this (0: one pass)")
 	flag.Parse()
+	minTime = time.Duration(*minMs * float64(time.Millisecond))
 
 	if *seed == 0 {
 		die("-seed must be nonzero (xorshift64* state)")
@@ -287,9 +308,12 @@ func main() {
 		var m map[uint64]uintptr
 		if ops["put"] {
 			for rep := 0; rep < *reps; rep++ {
-				var d time.Duration
-				m, d = timePut(keys)
-				report("put", n, rep, d)
+				d, passes := repeat(func() time.Duration {
+					var d time.Duration
+					m, d = timePut(keys)
+					return d
+				})
+				report("put", n, rep, d, passes)
 			}
 		}
 		if ops["get_hit"] || ops["get_miss"] {
@@ -298,12 +322,14 @@ func main() {
 			}
 			if ops["get_hit"] {
 				for rep := 0; rep < *reps; rep++ {
-					report("get_hit", n, rep, timeGetHit(m, order))
+					d, passes := repeat(func() time.Duration { return timeGetHit(m, order) })
+					report("get_hit", n, rep, d, passes)
 				}
 			}
 			if ops["get_miss"] {
 				for rep := 0; rep < *reps; rep++ {
-					report("get_miss", n, rep, timeGetMiss(m, absent))
+					d, passes := repeat(func() time.Duration { return timeGetMiss(m, absent) })
+					report("get_miss", n, rep, d, passes)
 				}
 			}
 		}
@@ -311,10 +337,15 @@ func main() {
 			for rep := 0; rep < *reps; rep++ {
 				// Every repetition starts from a full map: the one left by
 				// put/get for the first, a fresh (untimed) build after that.
-				if rep > 0 || m == nil {
-					m = build(keys)
-				}
-				report("delete", n, rep, timeDelete(m, order))
+				first := true
+				d, passes := repeat(func() time.Duration {
+					if !first || rep > 0 || m == nil {
+						m = build(keys)
+					}
+					first = false
+					return timeDelete(m, order)
+				})
+				report("delete", n, rep, d, passes)
 			}
 		}
 		// The map and key arrays of this n are dead from here; collect them
