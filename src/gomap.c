@@ -395,17 +395,16 @@ static int evacuate(struct gomap *h, size_t oldbucket)
 	struct barray *oa = h->oldbuckets, *na = h->buckets;
 	struct bmap *b = bucket_at(oa, oldbucket);
 	if (!evacuated(b)) {
-		size_t live = 0, tomb = 0;
+		/* Reserve the overflow buckets the move may need, by chain
+		 * length (cheaper than counting keys): a doubling or same-size
+		 * destination is fresh, and X and Y together need at most as
+		 * many buckets as the source chain (ceil(x/8) + ceil(y/8) <=
+		 * ceil((x+y)/8) + 1), so chain-1 overflow buckets; a shrink
+		 * destination may already be full: chain. */
+		size_t need = 0;
 		for (struct bmap *c = b; c; c = bmap_overflow(oa, c))
-			for (unsigned i = 0; i < bucketCnt; i++) {
-				live += c->tophash[i] >= minTopHash;
-				tomb += c->tophash[i] == emptyOne;
-			}
-		/* Split between X and Y, ceil(x/8)+ceil(y/8) <= ceil(live/8)+1, and
-		 * each destination brings one bucket: ceil(live/8)-1 overflow
-		 * buckets at most.  A shrink destination may already be full. */
-		size_t need = (live + bucketCnt - 1) / bucketCnt;
-		if (h->grow != growShrink && need > 0)
+			need++;
+		if (h->grow != growShrink)
 			need--;
 		if (ovf_reserve(h, na, need) != 0)
 			return -ENOMEM;
@@ -417,13 +416,18 @@ static int evacuate(struct gomap *h, size_t oldbucket)
 		xy[1].b = h->grow == growDouble ? bucket_at(na, oldbucket + newbit) : NULL;
 		xy[1].i = 0;
 		for (struct bmap *c = b; c; c = bmap_overflow(oa, c)) {
-			for (unsigned i = 0; i < bucketCnt; i++) {
-				uint8_t top = c->tophash[i];
-				if (isEmpty(top)) {
-					c->tophash[i] = evacuatedEmpty;
-					continue;
-				}
-				if (top < minTopHash)
+			/* Visit only the filled slots (a word-wide test: shrinking
+			 * evacuates mostly empty buckets); every empty one becomes
+			 * evacuatedEmpty, tombstones included. */
+			uint64_t w;
+			memcpy(&w, c->tophash, sizeof(w));
+			h->tombstones -= bytes_equal_count(w, emptyOne);
+			uint8_t top[bucketCnt];
+			memcpy(top, c->tophash, sizeof(top));
+			memset(c->tophash, evacuatedEmpty, sizeof(c->tophash));
+			for (uint64_t live = filled_slots(w); live; live = match_drop(live, match_slot(live))) {
+				unsigned i = match_slot(live);
+				if (top[i] < minTopHash)
 					gomap_die("bad map state");
 				unsigned useY = 0;
 				if (h->grow == growDouble) {
@@ -432,10 +436,9 @@ static int evacuate(struct gomap *h, size_t oldbucket)
 					useY = (gomap_hash(h, k, klen) & newbit) != 0;
 				}
 				c->tophash[i] = (uint8_t)(evacuatedX + useY);
-				evac_place(h, na, &xy[useY], c, i, top);
+				evac_place(h, na, &xy[useY], c, i, top[i]);
 			}
 		}
-		h->tombstones -= tomb;
 		h->gen++;
 		h->op_evacuated++;
 		h->work.total_evacuated++;
@@ -655,12 +658,9 @@ bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash,
 	struct bmap *bOrig = b;
 	uint8_t top = tophash(hash);
 	for (; b; b = bmap_overflow(a, b)) {
-		for (unsigned i = 0; i < bucketCnt; i++) {
-			if (b->tophash[i] != top) {
-				if (b->tophash[i] == emptyRest)
-					goto done;
-				continue;
-			}
+		/* All 8 tophash bytes at once, as in gomap_lookup_h. */
+		for (uint64_t mm = tophash_match(b, top); mm; mm = match_drop(mm, match_slot(mm))) {
+			unsigned i = match_slot(mm);
 			if (!slot_key_eq(b, i, p))
 				continue;
 			if (old)
@@ -703,6 +703,8 @@ notLast:
 				h->hash0 = sm_random_seed();
 			goto done;
 		}
+		if (tophash_match(b, emptyRest))
+			break; /* every later slot of the chain is empty */
 	}
 done:
 	/* Beyond Go: give memory back once the map is mostly empty. */

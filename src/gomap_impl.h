@@ -255,6 +255,23 @@ static inline uint64_t tophash_match(const struct bmap *b, uint8_t top)
 	return ~(y | x | 0x7F7F7F7F7F7F7F7FULL);
 }
 
+/* Bytes of a tophash word holding a key (>= minTopHash), as high bits.
+ * (x & 0x7F) + 0x7B carries into bit 7 exactly when x & 0x7F >= 5, with no
+ * carry across bytes; or-ing x adds the bytes >= 128. */
+static inline uint64_t filled_slots(uint64_t w)
+{
+	uint64_t t = (w & 0x7F7F7F7F7F7F7F7FULL) + 0x7B7B7B7B7B7B7B7BULL;
+	return (t | w) & 0x8080808080808080ULL;
+}
+
+/* How many bytes of w equal v. */
+static inline unsigned bytes_equal_count(uint64_t w, uint8_t v)
+{
+	uint64_t x = w ^ (0x0101010101010101ULL * v);
+	uint64_t y = (x & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL;
+	return (unsigned)__builtin_popcountll(~(y | x | 0x7F7F7F7F7F7F7F7FULL));
+}
+
 /* The slot index of the lowest match and the remaining matches.  On
  * little-endian machines byte i of the word is tophash[i]. */
 static inline unsigned match_slot(uint64_t m)
