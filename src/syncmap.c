@@ -94,7 +94,8 @@ struct sm_key {
 	uint64_t hash;
 };
 
-static inline void key_init(const struct syncmap *m, struct sm_key *k, const void *key, size_t klen)
+static inline __attribute__((always_inline)) void key_init(const struct syncmap *m, struct sm_key *k, const void *key,
+							      size_t klen)
 {
 	gomap_probe_init(&k->probe, key, klen);
 	k->hash = sm_hash(key, klen, m->seed);
@@ -129,6 +130,21 @@ static struct sm_table *table_new(struct syncmap *m, size_t hint)
 static inline bool maybe_dirty_only(const struct sm_table *t, const struct sm_key *k)
 {
 	return sm_filter_maybe(t->filter, t->filter_mask, k->hash);
+}
+
+/* The lock-free first step of every keyed operation: the snapshot (its
+ * word in *r) and the key's entry in it, or NULL.  Call in a read section. */
+static inline struct sm_entry *snapshot_find(struct syncmap *m, const struct sm_key *k, uintptr_t *r)
+{
+	*r = atomic_load_explicit(&m->read, memory_order_acquire);
+	return table_lookup(read_table(*r), k);
+}
+
+/* After the snapshot had no usable entry for k (none, or expunged): must
+ * the operation take the mutex to look in the dirty map? */
+static inline bool need_dirty(uintptr_t r, const struct sm_key *k)
+{
+	return read_amended(r) && maybe_dirty_only(read_table(r), k);
 }
 
 static inline bool bad_input(const struct syncmap *m, const void *key, size_t klen)
@@ -516,10 +532,10 @@ bool syncmap_load(struct syncmap *m, const void *key, size_t klen, void **val)
 	struct sm_key k;
 	key_init(m, &k, key, klen);
 	sm_rcu_read_lock();
-	uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
-	struct sm_entry *e = table_lookup(read_table(r), &k);
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(m, &k, &r);
 	void *p = e ? entry_load_fast(e) : NULL;
-	if ((!e || p == EXPUNGED) && read_amended(r) && maybe_dirty_only(read_table(r), &k)) {
+	if ((!e || p == EXPUNGED) && need_dirty(r, &k)) {
 		bool in_dirty;
 		lock(m);
 		e = locked_find(m, &k, &in_dirty);
@@ -548,8 +564,8 @@ static int swap_impl(struct syncmap *m, const void *key, size_t klen, void *val,
 	void *old = NULL;
 	int ret = 0;
 	sm_rcu_read_lock();
-	uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
-	struct sm_entry *e = table_lookup(read_table(r), &k);
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(m, &k, &r);
 	if (!e || !entry_try_swap(e, newp, &old)) {
 		bool in_dirty;
 		lock(m);
@@ -594,8 +610,8 @@ int syncmap_load_or_store(struct syncmap *m, const void *key, size_t klen, void 
 	void *newp = NULL;
 	int ret = RETRY_LOCKED;
 	sm_rcu_read_lock();
-	uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
-	struct sm_entry *e = table_lookup(read_table(r), &k);
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(m, &k, &r);
 	if (e)
 		ret = entry_try_load_or_store(m, e, val, &newp, actual);
 	if (ret == RETRY_LOCKED) {
@@ -632,11 +648,11 @@ bool syncmap_load_and_delete(struct syncmap *m, const void *key, size_t klen, vo
 	void *old = NULL;
 	int t = RETRY_LOCKED;
 	sm_rcu_read_lock();
-	uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
-	struct sm_entry *e = table_lookup(read_table(r), &k);
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(m, &k, &r);
 	if (e)
 		t = entry_try_delete(e, &old);
-	if (t == RETRY_LOCKED && !(read_amended(r) && maybe_dirty_only(read_table(r), &k)))
+	if (t == RETRY_LOCKED && !need_dirty(r, &k))
 		t = 0;
 	if (t == RETRY_LOCKED) {
 		bool in_dirty;
@@ -686,11 +702,11 @@ bool syncmap_compare_and_swap(struct syncmap *m, const void *key, size_t klen, v
 	void *newp = NULL;
 	int t = RETRY_LOCKED;
 	sm_rcu_read_lock();
-	uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
-	struct sm_entry *e = table_lookup(read_table(r), &k);
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(m, &k, &r);
 	if (e)
 		t = entry_try_cas(m, e, old, new_, &newp);
-	if (t == RETRY_LOCKED && !(read_amended(r) && maybe_dirty_only(read_table(r), &k)))
+	if (t == RETRY_LOCKED && !need_dirty(r, &k))
 		t = 0;
 	if (t == RETRY_LOCKED) {
 		bool in_dirty;
@@ -725,11 +741,11 @@ bool syncmap_compare_and_delete(struct syncmap *m, const void *key, size_t klen,
 	void *removed = NULL;
 	int t = RETRY_LOCKED;
 	sm_rcu_read_lock();
-	uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
-	struct sm_entry *e = table_lookup(read_table(r), &k);
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(m, &k, &r);
 	if (e)
 		t = entry_try_cad(m, e, old, &removed);
-	if (t == RETRY_LOCKED && !(read_amended(r) && maybe_dirty_only(read_table(r), &k)))
+	if (t == RETRY_LOCKED && !need_dirty(r, &k))
 		t = 0;
 	if (t == RETRY_LOCKED) {
 		bool in_dirty;
