@@ -26,7 +26,7 @@
  *                         mmap(2) (its bucket arrays of 1 MiB and more, see
  *                         src/alloc.c), which mallinfo2 cannot see.  Those are
  *                         counted by wrapping mmap/munmap at link time
- *                         (-Wl,--wrap, see stress/meson.build); without the
+ *                         (stress/heap_bytes.c); without the
  *                         wrap the line is still printed but says
  *                         "mmap_counted=0" on a comment line and undercounts.
  *   bytes_per_entry_self  gomap_work().bytes / n: the map's own account of
@@ -85,7 +85,6 @@
 #endif
 #include <errno.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -93,54 +92,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "common.h" /* sm_splitmix64, sm_rng (xorshift64*), sm_now_ns, sm_percentiles */
 #include "gomap.h"
-
-/* ---- directly mmapped bytes (see the header comment) ------------------ */
-
-#ifdef BENCH_WRAP_MMAP
-static long long mmapped_bytes; /* live bytes mapped through mmap() by the library */
-
-void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
-int __real_munmap(void *addr, size_t len);
-
-void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
-void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-	void *p = __real_mmap(addr, len, prot, flags, fd, off);
-	if (p != MAP_FAILED)
-		mmapped_bytes += (long long)len;
-	return p;
-}
-
-/* With _FILE_OFFSET_BITS=64 (meson's default) glibc's headers turn mmap into
- * mmap64, so both names are wrapped. */
-void *__real_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off);
-void *__wrap_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off);
-void *__wrap_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-	void *p = __real_mmap64(addr, len, prot, flags, fd, off);
-	if (p != MAP_FAILED)
-		mmapped_bytes += (long long)len;
-	return p;
-}
-
-int __wrap_munmap(void *addr, size_t len);
-int __wrap_munmap(void *addr, size_t len)
-{
-	int r = __real_munmap(addr, len);
-	if (r == 0)
-		mmapped_bytes -= (long long)len;
-	return r;
-}
-#define MMAP_COUNTED 1
-#else
-static long long mmapped_bytes;
-#define MMAP_COUNTED 0
-#endif
+#include "heap_bytes.h" /* mmap-aware heap size */
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -347,12 +303,6 @@ static void report(const char *op, size_t n, int rep, uint64_t ns, uint64_t pass
 	fflush(stdout);
 }
 
-static long long heap_now(void)
-{
-	struct mallinfo2 mi = mallinfo2();
-	return (long long)mi.uordblks + (long long)mi.hblkhd + mmapped_bytes;
-}
-
 static void run_sizes(size_t *sizes, size_t nsizes, unsigned ops, int reps, uint64_t seed, uint64_t min_ns)
 {
 	for (size_t si = 0; si < nsizes; si++) {
@@ -448,13 +398,13 @@ static void run_sizes(size_t *sizes, size_t nsizes, unsigned ops, int reps, uint
 
 static void run_bytes(size_t n, int reps)
 {
-	if (!MMAP_COUNTED)
+	if (!heap_bytes_mmap_counted())
 		printf("# mmap_counted=0: gomap's directly mmapped bucket arrays are NOT in bytes_per_entry\n");
 	uint64_t *keys = make_keys(n); /* made before the first reading: not counted */
 	for (int rep = 0; rep < reps; rep++) {
-		long long before = heap_now();
+		long long before = heap_bytes_now();
 		struct gomap *m = build(keys, n);
-		long long after = heap_now();
+		long long after = heap_bytes_now();
 		struct gomap_work w;
 		gomap_work(m, &w);
 		if (gomap_len(m) != n)
@@ -610,7 +560,7 @@ int main(int argc, char **argv)
 #else
 	       "?",
 #endif
-	       MMAP_COUNTED, min_ms, map_opts.seed ? "fixed" : "random", map_opts.hint);
+	       heap_bytes_mmap_counted(), min_ms, map_opts.seed ? "fixed" : "random", map_opts.hint);
 	if (latency) {
 		run_latency(lat_n, seed);
 		return 0;

@@ -80,7 +80,7 @@
  * directly by code linked into this binary) / keys.  syncmap and gomap
  * mmap their bucket arrays of >= 1 MiB themselves (src/alloc.c), which
  * mallinfo2 does not see: mmap/munmap are wrapped at link time
- * (-Wl,--wrap, see meson.build; mmap_counted=0 says the wrap is missing).
+ * (stress/heap_bytes.c; mmap_counted=0 says the wrap is missing).
  * cds_lfht's buckets come from calloc (the "order" allocator, max_nr_buckets
  * = 0) and ck_ht's tables from our ck_malloc hook (malloc), so all of it is
  * counted.  rss_bytes_per_entry is the /proc/self/statm resident delta, a
@@ -110,6 +110,7 @@
 #include "common.h" /* sm_splitmix64, sm_rng (xorshift64*), sm_key_int/str32, sm_now_ns, sm_percentiles */
 
 #include "backends.h"
+#include "heap_bytes.h" /* mmap-aware heap size */
 
 static void mb_die(const char *fmt, ...)
 {
@@ -121,53 +122,6 @@ static void mb_die(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(1);
-}
-
-/* ---- directly mmapped bytes (memory runs) ------------------------------ */
-
-#ifdef MAPBENCH_WRAP_MMAP
-static _Atomic long long mmapped_bytes;
-
-void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
-void *__real_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off);
-int __real_munmap(void *addr, size_t len);
-void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
-void *__wrap_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off);
-int __wrap_munmap(void *addr, size_t len);
-
-void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-	void *p = __real_mmap(addr, len, prot, flags, fd, off);
-	if (p != MAP_FAILED)
-		mmapped_bytes += (long long)len;
-	return p;
-}
-
-void *__wrap_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-	void *p = __real_mmap64(addr, len, prot, flags, fd, off);
-	if (p != MAP_FAILED)
-		mmapped_bytes += (long long)len;
-	return p;
-}
-
-int __wrap_munmap(void *addr, size_t len)
-{
-	int r = __real_munmap(addr, len);
-	if (r == 0)
-		mmapped_bytes -= (long long)len;
-	return r;
-}
-#define MMAP_COUNTED 1
-#else
-static long long mmapped_bytes;
-#define MMAP_COUNTED 0
-#endif
-
-static long long heap_now(void)
-{
-	struct mallinfo2 mi = mallinfo2();
-	return (long long)mi.uordblks + (long long)mi.hblkhd + (long long)mmapped_bytes;
 }
 
 static long long rss_now(void)
@@ -868,16 +822,16 @@ static void memory_run(const struct impl *im, int kt, uint64_t K)
 {
 	const struct mb_ops *o = im->o;
 	malloc_trim(0);
-	long long h0 = heap_now(), r0 = rss_now();
+	long long h0 = heap_bytes_now(), r0 = rss_now();
 	void *m = o->create((size_t)K, 1);
 	o->thread_enter(m, 0);
 	store_range(o, m, kt, K, 1);
 	prime(o, m, kt, K);
 	o->quiesce(m);
-	long long h1 = heap_now(), r1 = rss_now();
+	long long h1 = heap_bytes_now(), r1 = rss_now();
 	printf("MEMORY impl=%s keytype=%s keys=%" PRIu64 " bytes_per_entry=%.2f rss_bytes_per_entry=%.2f mmap_counted=%d\n",
 	       o->name, kt ? "str32" : "int", K, (double)(h1 - h0) / (double)K, (double)(r1 - r0) / (double)K,
-	       MMAP_COUNTED);
+	       heap_bytes_mmap_counted());
 	fflush(stdout);
 	o->destroy(m);
 }
@@ -1240,7 +1194,7 @@ int main(int argc, char **argv)
 	long nproc = sysconf(_SC_NPROCESSORS_ONLN);
 	if (memory) {
 		printf("# mapbench memory: %s %s, nproc=%ld, gcc %s, mmap wrapped: %s\n", un.sysname, un.release,
-		       nproc, __VERSION__, MMAP_COUNTED ? "yes" : "NO (bucket arrays >= 1 MiB not counted)");
+		       nproc, __VERSION__, heap_bytes_mmap_counted() ? "yes" : "NO (bucket arrays >= 1 MiB not counted)");
 		for (size_t k = 0; k < nkt; k++)
 			for (size_t i = 0; i < nimpl; i++)
 				memory_run(sel_impl[i], kts[k], mem_keys);
