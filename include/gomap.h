@@ -199,14 +199,21 @@ GOMAP_API void gomap_stats(const struct gomap *m, struct gomap_stats *st);
  *                   stepped over while advancing nevacuate (bounded)
  *   max_evacuated, max_skipped: the largest of each seen so far
  *   total_evacuated: all evacuations since the map was created
+ *   last_released:  bytes of retired arrays the last put/delete gave back
+ *                   to the system (an array left behind by a finished
+ *                   evacuation is unmapped a slice per write, not at once)
+ *   max_released:   the largest last_released seen so far
  *   grows, same_size_grows, shrinks: evacuation cycles started, by kind
- *   bytes: memory the map holds (arrays, overflow chunks, key copies)
+ *   bytes: memory the map holds (arrays, overflow chunks, key copies,
+ *          retired arrays not yet given back)
  */
 struct gomap_work {
 	size_t last_evacuated;
 	size_t last_skipped;
 	size_t max_evacuated;
 	size_t max_skipped;
+	size_t last_released;
+	size_t max_released;
 	size_t total_evacuated;
 	size_t grows;
 	size_t same_size_grows;
@@ -218,6 +225,8 @@ GOMAP_API void gomap_work(const struct gomap *m, struct gomap_work *w);
 /* Bounds the implementation promises for gomap_work's per-operation fields. */
 #define GOMAP_MAX_EVACUATE_PER_OP 2
 #define GOMAP_MAX_SKIP_PER_OP 64
+/* Bytes one put/delete gives back to the system (munmap/free) at most. */
+#define GOMAP_MAX_RELEASE_PER_OP ((size_t)512 << 10)
 
 #ifdef __cplusplus
 }

@@ -13,9 +13,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
-/* Blocks at least this big are mmapped (see alloc.h). */
-#define SM_MMAP_MIN ((size_t)1 << 20)
+/* Blocks at least this big are mmapped (see alloc.h), so they can be given
+ * back in slices (sm_free_zeroed_step); smaller ones are freed whole, which
+ * keeps any one free of a block this cheap. */
+#define SM_MMAP_MIN ((size_t)256 << 10)
 
 /* Nonzero only while a test counts or arms failures. */
 static atomic_int fault_active;
@@ -79,15 +82,22 @@ void *sm_alloc_zeroed(size_t n)
 	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
+	return p;
+}
+
+void sm_advise_huge(void *p, size_t n)
+{
 #ifdef MADV_HUGEPAGE
 	/* Bucket arrays are probed at random: with 4 KiB pages a large map
 	 * misses the TLB on nearly every lookup (measured: get-hit at 1e7
 	 * keys 145 -> 106 ns, put p99 4 -> 1.2 us).  Advice only; where THP
-	 * is off this is a no-op. */
-	if (n >= ((size_t)2 << 20))
+	 * is off this is a no-op.  Blocks this big are always mmapped. */
+	if (p && n >= ((size_t)2 << 20))
 		(void)madvise(p, n, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)n;
 #endif
-	return p;
 }
 
 void sm_free_zeroed(void *p, size_t n)
@@ -98,6 +108,35 @@ void sm_free_zeroed(void *p, size_t n)
 		free(p);
 	else
 		munmap(p, n);
+}
+
+size_t sm_free_zeroed_step(void *p, size_t n, size_t *mapped, size_t budget)
+{
+	size_t left = *mapped;
+	if (n < SM_MMAP_MIN || left == 0) {
+		if (left)
+			free(p);
+		*mapped = 0;
+		return left;
+	}
+	static _Atomic size_t page_size; /* every thread stores the same value */
+	size_t page = atomic_load_explicit(&page_size, memory_order_relaxed);
+	if (!page) {
+		page = (size_t)sysconf(_SC_PAGESIZE);
+		atomic_store_explicit(&page_size, page, memory_order_relaxed);
+	}
+	size_t whole = (left + page - 1) / page * page; /* still mapped, in pages */
+	size_t step = budget / page * page;
+	if (step == 0)
+		step = page;
+	if (step + page > whole) { /* the last slice, header included */
+		munmap(p, whole);
+		*mapped = 0;
+		return left;
+	}
+	munmap((char *)p + whole - step, step);
+	*mapped = whole - step;
+	return left - (whole - step);
 }
 
 void sm_fault_arm(long n)

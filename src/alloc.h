@@ -30,6 +30,18 @@ void *sm_aligned_alloc(size_t align, size_t size);
  * Free with sm_free_zeroed(p, n) (the same n). */
 void *sm_alloc_zeroed(size_t n);
 void sm_free_zeroed(void *p, size_t n);
+/* Ask for transparent huge pages for a block from sm_alloc_zeroed(n) of
+ * 2 MiB or more (no-op for smaller ones and where THP is off). */
+void sm_advise_huge(void *p, size_t n);
+
+/* Frees a block from sm_alloc_zeroed(n) in steps, so no caller pays for
+ * unmapping a big block at once (munmap costs about 100 us per MiB here).
+ * *mapped starts at n; each call gives back at most about `budget` bytes
+ * from the block's end (at least one page) and returns how many it gave
+ * back.  The block's first bytes stay readable until *mapped reaches 0, so
+ * a header there may carry the bookkeeping.  Small (malloc'ed) blocks go in
+ * one step. */
+size_t sm_free_zeroed_step(void *p, size_t n, size_t *mapped, size_t budget);
 
 /*
  * Test hooks (not part of the public API; tests link the static library).

@@ -136,7 +136,17 @@ static struct barray *makeBucketArray(struct gomap *h, unsigned B)
 	a->npre = (uint32_t)npre;
 	a->bytes = bytes;
 	h->work.bytes += bytes;
+	if (!h->huge_later)
+		sm_advise_huge(a, bytes);
 	return a;
+}
+
+void gomap_advise_huge(struct gomap *h)
+{
+	if (h->buckets)
+		sm_advise_huge(h->buckets, h->buckets->bytes);
+	if (h->oldbuckets)
+		sm_advise_huge(h->oldbuckets, h->oldbuckets->bytes);
 }
 
 static size_t chunk_size(unsigned k)
@@ -149,11 +159,72 @@ static void freeBucketArray(struct gomap *h, struct barray *a)
 	if (!a)
 		return;
 	for (unsigned k = 0; k < a->nchunks; k++) {
-		sm_free(a->chunks[k]);
+		sm_free_zeroed(a->chunks[k], chunk_size(k) * sizeof(struct bmap));
 		h->work.bytes -= chunk_size(k) * sizeof(struct bmap);
 	}
 	h->work.bytes -= a->bytes;
 	sm_free_zeroed(a, a->bytes);
+}
+
+/*
+ * The array a finished evacuation leaves behind is given back a slice per
+ * put/delete (RELEASE_BUDGET bytes) instead of at once: unmapping costs
+ * about 1 ms per 10 MB here, which would otherwise land on the one
+ * operation that finishes evacuating (and, in syncmap, on everyone waiting
+ * for the dirty map's mutex).  Small arrays (malloc'ed) go at once.
+ */
+#define RELEASE_BUDGET ((size_t)256 << 10)
+_Static_assert(RELEASE_BUDGET + 65536 <= GOMAP_MAX_RELEASE_PER_OP, "one step stays within the bound");
+
+static void retireBucketArray(struct gomap *h, struct barray *a)
+{
+	if (a->bytes <= RELEASE_BUDGET && a->nchunks == 0) {
+		h->op_released += a->bytes;
+		freeBucketArray(h, a);
+		return;
+	}
+	a->mapped = a->bytes;
+	a->chunk_mapped = 0;
+	a->next_release = h->releasing;
+	h->releasing = a;
+}
+
+/* One slice of the retired arrays: an overflow chunk, or up to
+ * RELEASE_BUDGET bytes of an array, unmapped from its end (its header
+ * stays readable until the last slice). */
+static void release_step(struct gomap *h)
+{
+	struct barray *a = h->releasing;
+	if (!a)
+		return;
+	if (a->nchunks) { /* overflow chunks first, the last one first */
+		unsigned k = a->nchunks - 1;
+		size_t bytes = chunk_size(k) * sizeof(struct bmap);
+		size_t mapped = a->chunk_mapped ? a->chunk_mapped : bytes;
+		size_t done = sm_free_zeroed_step(a->chunks[k], bytes, &mapped, RELEASE_BUDGET);
+		h->work.bytes -= done;
+		h->op_released += done;
+		a->chunk_mapped = mapped;
+		if (mapped == 0)
+			a->nchunks = k;
+		return;
+	}
+	struct barray *next = a->next_release;
+	size_t mapped = a->mapped;
+	size_t done = sm_free_zeroed_step(a, a->bytes, &mapped, RELEASE_BUDGET);
+	h->work.bytes -= done;
+	h->op_released += done;
+	if (mapped == 0)
+		h->releasing = next;
+	else
+		a->mapped = mapped;
+}
+
+/* gomap_clear and gomap_free: everything at once. */
+static void release_all(struct gomap *h)
+{
+	while (h->releasing)
+		release_step(h);
 }
 
 static size_t ovf_available(const struct barray *a)
@@ -171,7 +242,7 @@ static int ovf_reserve(struct gomap *h, struct barray *a, size_t need)
 		size_t idx_end = a->nbuckets + a->npre + OVF_CHUNK0 * (((size_t)1 << (k + 1)) - 1);
 		if (k >= OVF_MAX_CHUNKS || idx_end > UINT32_MAX)
 			return -ENOMEM;
-		struct bmap *c = sm_calloc(chunk_size(k), sizeof(struct bmap));
+		struct bmap *c = sm_alloc_zeroed(chunk_size(k) * sizeof(struct bmap));
 		if (!c)
 			return -ENOMEM;
 		a->chunks[k] = c;
@@ -236,16 +307,17 @@ static void free_array_keys(struct gomap *h, struct barray *a)
 /* ===================================================================== */
 /* --- Creation and destruction ------------------------------------------ */
 
-int gomap_init(struct gomap *h, uint64_t seed, size_t hint, bool floor)
+int gomap_init(struct gomap *h, uint64_t seed, size_t hint, unsigned flags)
 {
 	memset(h, 0, sizeof(*h));
 	h->random_seed = seed == 0;
+	h->huge_later = (flags & GOMAP_INIT_HUGE_LATER) != 0;
 	h->hash0 = seed ? seed : sm_random_seed();
 	if (hint > loadFactorNum * (bucketShift(MAX_B) / loadFactorDen))
 		return -EINVAL;
 	unsigned B = B_for_hint(hint);
 	h->B = (uint8_t)B;
-	h->Bfloor = floor ? (uint8_t)B : 0;
+	h->Bfloor = (flags & GOMAP_INIT_FLOOR) ? (uint8_t)B : 0;
 	if (B > 0) {
 		/* Like Go: a map that fits one bucket allocates it on first insert. */
 		h->buckets = makeBucketArray(h, B);
@@ -257,6 +329,7 @@ int gomap_init(struct gomap *h, uint64_t seed, size_t hint, bool floor)
 
 void gomap_destroy(struct gomap *h)
 {
+	release_all(h);
 	free_array_keys(h, h->oldbuckets);
 	free_array_keys(h, h->buckets);
 	freeBucketArray(h, h->oldbuckets);
@@ -272,7 +345,7 @@ struct gomap *gomap_new(const struct gomap_options *opts)
 		errno = ENOMEM;
 		return NULL;
 	}
-	int err = gomap_init(h, opts ? opts->seed : 0, opts ? opts->hint : 0, true);
+	int err = gomap_init(h, opts ? opts->seed : 0, opts ? opts->hint : 0, GOMAP_INIT_FLOOR);
 	if (err) {
 		gomap_destroy(h);
 		sm_free(h);
@@ -380,7 +453,7 @@ static void advanceEvacuationMark(struct gomap *h)
 	if (h->nevacuate == nold) {
 		/* Growing is all done: the old array goes.  Its slots no longer
 		 * own keys (evacuation moved the indirect key pointers). */
-		freeBucketArray(h, h->oldbuckets);
+		retireBucketArray(h, h->oldbuckets);
 		h->oldbuckets = NULL;
 		h->grow = growNone;
 		h->gen++;
@@ -468,13 +541,18 @@ static int growWork(struct gomap *h, uint64_t hash)
 
 static void op_begin(struct gomap *h)
 {
-	h->op_evacuated = h->op_skipped = 0;
+	h->op_evacuated = h->op_skipped = h->op_released = 0;
 }
 
 static void op_end(struct gomap *h)
 {
+	if (h->releasing && h->op_released == 0)
+		release_step(h);
 	h->work.last_evacuated = h->op_evacuated;
 	h->work.last_skipped = h->op_skipped;
+	h->work.last_released = h->op_released;
+	if (h->op_released > h->work.max_released)
+		h->work.max_released = h->op_released;
 	if (h->op_evacuated > h->work.max_evacuated)
 		h->work.max_evacuated = h->op_evacuated;
 	if (h->op_skipped > h->work.max_skipped)
@@ -635,6 +713,12 @@ bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash,
 {
 	if (h->count == 0) {
 		gomap_check_not_writing(h);
+		if (h->releasing) { /* keep giving back what the emptying left behind */
+			writer_begin(h);
+			op_begin(h);
+			op_end(h);
+			writer_end(h);
+		}
 		return false;
 	}
 	bool found = false;
@@ -737,6 +821,7 @@ void gomap_clear(struct gomap *h)
 	if (!h)
 		return;
 	writer_begin(h);
+	release_all(h);
 	free_array_keys(h, h->oldbuckets);
 	free_array_keys(h, h->buckets);
 	freeBucketArray(h, h->oldbuckets);
@@ -756,7 +841,7 @@ void gomap_clear(struct gomap *h)
 		h->B = h->Bfloor;
 	} else if (keep) {
 		for (unsigned k = 0; k < keep->nchunks; k++) {
-			sm_free(keep->chunks[k]);
+			sm_free_zeroed(keep->chunks[k], chunk_size(k) * sizeof(struct bmap));
 			h->work.bytes -= chunk_size(k) * sizeof(struct bmap);
 			keep->chunks[k] = NULL;
 		}

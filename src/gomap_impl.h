@@ -106,6 +106,9 @@ struct barray {
 	uint32_t chunkused; /* chunk buckets handed out (chunks fill in order) */
 	uint32_t noverflow; /* overflow buckets handed out (Go's noverflow, exact) */
 	uint32_t pad_;
+	struct barray *next_release; /* retired arrays being unmapped (see release_step) */
+	size_t mapped;               /* bytes of this block still mapped, while retired */
+	size_t chunk_mapped;         /* same for chunks[nchunks - 1] (0: not started) */
 	struct bmap *chunks[OVF_MAX_CHUNKS];
 	/* nbuckets + npre buckets; 16-byte aligned so iterators can tag the
 	 * low bits of a bucket address with a slot index. */
@@ -123,6 +126,7 @@ struct gomap {
 	uint8_t Bfloor; /* never shrink below (the hint's size) */
 	uint8_t grow;   /* enum grow_kind */
 	bool random_seed; /* reseed whenever the map becomes empty */
+	bool huge_later;  /* GOMAP_INIT_HUGE_LATER: no huge-page advice at allocation */
 	uint64_t hash0;
 	struct barray *buckets;    /* NULL until the first insert (B == 0) */
 	struct barray *oldbuckets; /* non-NULL while evacuating */
@@ -130,7 +134,8 @@ struct gomap {
 	size_t tombstones;         /* emptyOne slots, both arrays */
 	uint64_t gen;              /* bumped whenever keys may have moved or slots been reused */
 	size_t key_bytes;          /* bytes of indirect key blocks */
-	size_t op_evacuated, op_skipped; /* work of the current put/delete */
+	struct barray *releasing;  /* retired arrays still (partly) mapped */
+	size_t op_evacuated, op_skipped, op_released; /* work of the current put/delete */
 	struct gomap_work work;
 };
 
@@ -335,9 +340,19 @@ static inline __attribute__((always_inline)) void **gomap_lookup_h(const struct 
 
 /* ---- internal API for the concurrent map ------------------------------ */
 
-/* Initialise a gomap embedded in a larger struct.  `floor`: whether `hint`
- * also bounds shrinking (public hint) or is only a presize. */
-int gomap_init(struct gomap *h, uint64_t seed, size_t hint, bool floor);
+/* gomap_init flags.  FLOOR: `hint` also bounds shrinking (the public hint);
+ * without it the hint is only a presize.  HUGE_LATER: do not ask for huge
+ * pages when arrays are allocated; call gomap_advise_huge once the map is
+ * done being written.  Faulting in a 2 MiB page costs 0.1-2 ms here (zeroing,
+ * compaction), which syncmap's dirty map would pay under its mutex; its
+ * snapshot, never written, can have them. */
+#define GOMAP_INIT_FLOOR 1u
+#define GOMAP_INIT_HUGE_LATER 2u
+/* Initialise a gomap embedded in a larger struct. */
+int gomap_init(struct gomap *h, uint64_t seed, size_t hint, unsigned flags);
+/* Ask for huge pages for the map's bucket arrays (see GOMAP_INIT_HUGE_LATER):
+ * advice only, O(1); the kernel collapses pages in the background. */
+void gomap_advise_huge(struct gomap *h);
 /* Release what gomap_init and later operations allocated (not h itself). */
 void gomap_destroy(struct gomap *h);
 

@@ -119,7 +119,7 @@ static struct sm_table *table_new(struct syncmap *m, size_t hint)
 	size_t words = sm_filter_words_for(hint);
 	t->filter = sm_alloc_zeroed(words * sizeof(uint64_t));
 	t->filter_mask = words - 1;
-	if (!t->filter || gomap_init(&t->g, m->seed, hint, false) != 0) {
+	if (!t->filter || gomap_init(&t->g, m->seed, hint, GOMAP_INIT_HUGE_LATER) != 0) {
 		sm_table_destroy(t);
 		return NULL;
 	}
@@ -385,6 +385,7 @@ static void unlock(struct syncmap *m)
 static void promote(struct syncmap *m)
 {
 	struct sm_table *old = read_table(atomic_load_explicit(&m->read, memory_order_relaxed));
+	gomap_advise_huge(&m->dirty->g); /* read-only from now on */
 	/* Release: the dirty map's buckets and entries, written under the
 	 * mutex, before any reader that acquires the new pointer. */
 	atomic_store_explicit(&m->read, (uintptr_t)m->dirty, memory_order_release);
@@ -465,7 +466,7 @@ struct syncmap *syncmap_new(const struct syncmap_options *opts)
 	m->free_ctx = opts ? opts->free_ctx : NULL;
 	m->boxed = m->free_value != NULL;
 	pthread_mutex_init(&m->mu, NULL);
-	gomap_init(&m->empty.g, m->seed, 0, false); /* no allocation for hint 0 */
+	gomap_init(&m->empty.g, m->seed, 0, 0); /* no allocation for hint 0 */
 	m->empty.m = m;
 	m->empty.filter = m->empty_filter;
 	m->empty.filter_mask = sizeof(m->empty_filter) / sizeof(m->empty_filter[0]) - 1;

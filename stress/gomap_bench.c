@@ -23,7 +23,7 @@
  *   bytes_per_entry       (heap after - heap before) / n around building the
  *                         map as in put, where heap = mallinfo2() uordblks +
  *                         hblkhd PLUS the bytes gomap maps directly with
- *                         mmap(2) (its bucket arrays of 1 MiB and more, see
+ *                         mmap(2) (its bucket arrays of 256 KiB and more, see
  *                         src/alloc.c), which mallinfo2 cannot see.  Those are
  *                         counted by wrapping mmap/munmap at link time
  *                         (stress/heap_bytes.c); without the

@@ -4,7 +4,7 @@
  *
  * SPDX-License-Identifier: MIT
  *
- * gomap (and so syncmap) maps its bucket arrays of 1 MiB and more directly
+ * gomap (and so syncmap) maps its bucket arrays of 256 KiB and more directly
  * with mmap(2) (src/alloc.c).  heap_bytes.c wraps mmap/mmap64/munmap at link
  * time (-Wl,--wrap, set up in stress/meson.build) and adds the live mapped
  * bytes to mallinfo2's uordblks + hblkhd.  A binary linked without the wrap

@@ -205,6 +205,17 @@ static inline void gomap_check_invariants(const struct gomap *h)
 	struct gomap_work w;
 	gomap_work(h, &w);
 	size_t bytes = inv_array_bytes(a) + inv_array_bytes(oa) + t.bytes_keys;
+	for (const struct barray *r = h->releasing; r; r = r->next_release) {
+		/* Retired arrays being given back: what is still mapped, plus
+		 * overflow chunks not yet freed.  Never a live array. */
+		if (r == a || r == oa)
+			INV_FAIL("array %p is both live and retired", (const void *)r);
+		if (r->mapped == 0 || r->mapped > r->bytes)
+			INV_FAIL("retired array maps %zu of %zu bytes", r->mapped, r->bytes);
+		bytes += inv_array_bytes(r) - r->bytes + r->mapped;
+		if (r->nchunks && r->chunk_mapped)
+			bytes -= ((size_t)OVF_CHUNK0 << (r->nchunks - 1)) * sizeof(struct bmap) - r->chunk_mapped;
+	}
 	if (w.bytes != bytes)
 		INV_FAIL("gomap_work bytes %zu, the walk finds %zu", w.bytes, bytes);
 	struct gomap_stats st;

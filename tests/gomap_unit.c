@@ -1327,12 +1327,62 @@ TEST(test_write_check)
 
 /* ---- bounded work per operation ----------------------------------------- */
 
+/* A big array left behind by a finished evacuation is given back a slice per
+ * write, never all at once; the writes that follow (puts, deletes, even
+ * deletes on a map that has become empty) finish the job, and so do clear
+ * and free. */
+TEST(test_release_in_slices)
+{
+	struct gomap *m = new_map(0, 0);
+	uint64_t n = 1 << 17; /* the last doubling retires an array of ~2.4 MB */
+	size_t pending_seen = 0;
+	for (uint64_t k = 0; k < n; k++) {
+		put8(m, k, V(k));
+		struct gomap_work w = work(m);
+		ASSERT_LE(w.last_released, GOMAP_MAX_RELEASE_PER_OP);
+		if (m->releasing)
+			pending_seen++;
+	}
+	ASSERT_GT(pending_seen, 1); /* it took more than one write */
+	struct gomap_work w = work(m);
+	ASSERT_LE(w.max_released, GOMAP_MAX_RELEASE_PER_OP);
+	ASSERT_GT(w.max_released, 0);
+	gomap_check_invariants(m);
+	/* Delete everything: the shrinks retire arrays; deleting keys that are
+	 * gone, on the empty map, keeps giving them back. */
+	for (uint64_t k = 0; k < n; k++)
+		ASSERT_TRUE(del8(m, k));
+	gomap_check_invariants(m);
+	size_t spins = 0;
+	while (m->releasing) {
+		ASSERT_FALSE(del8(m, 0));
+		ASSERT_LE(work(m).last_released, GOMAP_MAX_RELEASE_PER_OP);
+		ASSERT_LT(++spins, 1000);
+		gomap_check_invariants(m);
+	}
+	ASSERT_LE(work(m).bytes, 4096);
+	/* Clear gives back at once. */
+	for (uint64_t k = 0; k < n; k++)
+		put8(m, k, V(k));
+	ASSERT_TRUE(m->releasing != NULL || work(m).max_released > 0);
+	gomap_clear(m);
+	ASSERT_TRUE(m->releasing == NULL);
+	gomap_check_invariants(m);
+	/* And free (ASAN/LSAN and valgrind would see a leak). */
+	for (uint64_t k = 0; k < n; k++)
+		put8(m, k, V(k));
+	gomap_free(m);
+}
+
 static void check_op_work(const struct gomap *m)
 {
 	struct gomap_work w = work(m);
 	if (w.last_evacuated > GOMAP_MAX_EVACUATE_PER_OP || w.last_skipped > GOMAP_MAX_SKIP_PER_OP)
 		TEST_FAIL("one operation evacuated %zu old buckets and skipped %zu (bounds %d, %d)",
 			  w.last_evacuated, w.last_skipped, GOMAP_MAX_EVACUATE_PER_OP, GOMAP_MAX_SKIP_PER_OP);
+	if (w.last_released > GOMAP_MAX_RELEASE_PER_OP)
+		TEST_FAIL("one operation gave back %zu bytes (bound %zu)", w.last_released,
+			  (size_t)GOMAP_MAX_RELEASE_PER_OP);
 }
 
 TEST(test_work_bound)
@@ -1374,6 +1424,8 @@ TEST(test_work_bound)
 	ASSERT_LE(w.max_evacuated, GOMAP_MAX_EVACUATE_PER_OP);
 	ASSERT_LE(w.max_skipped, GOMAP_MAX_SKIP_PER_OP);
 	ASSERT_GT(w.max_skipped, 0);                   /* the skip path ran */
+	ASSERT_LE(w.max_released, GOMAP_MAX_RELEASE_PER_OP);
+	ASSERT_GT(w.max_released, 0);                  /* retired arrays were given back */
 	ASSERT_GE(w.shrinks, expected_B(n) - 2);       /* it shrank nearly all the way down */
 	ASSERT_LE(st.buckets, 8);                      /* and kept up with the deletes */
 	ASSERT_EQ(gomap_len(m), 0);
@@ -1668,6 +1720,7 @@ int main(void)
 	RUN(test_seeds);
 	RUN(test_iter_order);
 	RUN(test_write_check);
+	RUN(test_release_in_slices);
 	RUN(test_work_bound);
 	RUN(test_work_bound_skips);
 	RUN(test_work_bound_regrow);

@@ -78,7 +78,7 @@
  *   MEMORY impl=.. keytype=.. keys=.. bytes_per_entry=.. rss_bytes_per_entry=.. mmap_counted=1
  * bytes_per_entry = delta of (mallinfo2 uordblks + hblkhd + bytes mmapped
  * directly by code linked into this binary) / keys.  syncmap and gomap
- * mmap their bucket arrays of >= 1 MiB themselves (src/alloc.c), which
+ * mmap their bucket arrays of >= 256 KiB themselves (src/alloc.c), which
  * mallinfo2 does not see: mmap/munmap are wrapped at link time
  * (stress/heap_bytes.c; mmap_counted=0 says the wrap is missing).
  * cds_lfht's buckets come from calloc (the "order" allocator, max_nr_buckets
@@ -1194,7 +1194,7 @@ int main(int argc, char **argv)
 	long nproc = sysconf(_SC_NPROCESSORS_ONLN);
 	if (memory) {
 		printf("# mapbench memory: %s %s, nproc=%ld, gcc %s, mmap wrapped: %s\n", un.sysname, un.release,
-		       nproc, __VERSION__, heap_bytes_mmap_counted() ? "yes" : "NO (bucket arrays >= 1 MiB not counted)");
+		       nproc, __VERSION__, heap_bytes_mmap_counted() ? "yes" : "NO (bucket arrays >= 256 KiB not counted)");
 		for (size_t k = 0; k < nkt; k++)
 			for (size_t i = 0; i < nimpl; i++)
 				memory_run(sel_impl[i], kts[k], mem_keys);
