@@ -1361,12 +1361,20 @@ TEST(test_release_in_slices)
 		gomap_check_invariants(m);
 	}
 	ASSERT_LE(work(m).bytes, 4096);
-	/* Clear gives back at once. */
-	for (uint64_t k = 0; k < n; k++)
+	/* Clear gives back at once: stop the refill right after the last
+	 * doubling finishes, while its old array is still being given back. */
+	uint64_t k = 0;
+	while (k < n || m->releasing == NULL) {
 		put8(m, k, V(k));
-	ASSERT_TRUE(m->releasing != NULL || work(m).max_released > 0);
+		k++;
+		ASSERT_LT(k, 4 * n);
+		if (m->releasing && k >= n / 2)
+			break;
+	}
+	ASSERT_TRUE(m->releasing != NULL);
 	gomap_clear(m);
 	ASSERT_TRUE(m->releasing == NULL);
+	ASSERT_LE(work(m).bytes, 4096);
 	gomap_check_invariants(m);
 	/* And free (ASAN/LSAN and valgrind would see a leak). */
 	for (uint64_t k = 0; k < n; k++)
