@@ -193,6 +193,23 @@ static const char *result_word(void)
 	return ss_interrupted ? "INTERRUPTED" : "PASS";
 }
 
+/* What the workers saw, summed over threads (both report formats). */
+struct observed {
+	uint64_t hits, misses, range_keys, clears;
+};
+
+static struct observed observed_totals(void)
+{
+	struct observed o = {0};
+	for (unsigned t = 0; t < cfg.threads; t++) {
+		o.hits += run.w[t].hits;
+		o.misses += run.w[t].misses;
+		o.range_keys += run.w[t].range_keys;
+		o.clears += run.w[t].clears;
+	}
+	return o;
+}
+
 static int64_t leaked(void)
 {
 	if (cfg.workload == WL_GOMAP || !cfg.reclaim)
@@ -271,16 +288,10 @@ static void report_json(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			   ", \"pending_reclaim\": %" PRIu64 ", \"max_locked_work\": %" PRIu64 ", \"entries\": %" PRIu64 "},\n",
 			st->len, st->read_keys, st->dirty_keys, st->amended ? "true" : "false", st->building ? "true" : "false",
 			st->promotions, st->misses, st->locked_ops, st->pending_reclaim, st->max_locked_work, st->entries);
-		uint64_t hits = 0, misses = 0, range_keys = 0, clears = 0;
-		for (unsigned t = 0; t < cfg.threads; t++) {
-			hits += run.w[t].hits;
-			misses += run.w[t].misses;
-			range_keys += run.w[t].range_keys;
-			clears += run.w[t].clears;
-		}
+		struct observed o = observed_totals();
 		fprintf(f, "  \"observed\": {\"load_hits\": %" PRIu64 ", \"load_misses\": %" PRIu64
 			   ", \"range_keys\": %" PRIu64 ", \"clears\": %" PRIu64 "},\n",
-			hits, misses, range_keys, clears);
+			o.hits, o.misses, o.range_keys, o.clears);
 		fprintf(f, "  \"values\": {\"made\": %" PRIu64 ", \"freed_by_map\": %" PRIu64 ", \"discarded_by_tool\": %" PRIu64
 			   ", \"null_stored\": %" PRIu64 ", \"null_freed\": %" PRIu64 ", \"in_map_at_free\": %" PRIu64
 			   ", \"double_frees\": %lu, \"poison_broken\": %lu, \"leaked\": %" PRId64 "},\n",
@@ -341,20 +352,14 @@ static void report_text(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			g->grows, g->same_size_grows, g->shrinks, g->total_evacuated, g->max_evacuated, g->max_skipped,
 			g->max_B, g->max_overflow, g->max_tombstones, g->clears, g->iters, g->iter_keys, g->final_len, g->bytes);
 	} else {
-		uint64_t hits = 0, misses = 0, range_keys = 0, clears = 0;
-		for (unsigned t = 0; t < cfg.threads; t++) {
-			hits += run.w[t].hits;
-			misses += run.w[t].misses;
-			range_keys += run.w[t].range_keys;
-			clears += run.w[t].clears;
-		}
+		struct observed o = observed_totals();
 		fprintf(f, "  map       len %zu, read_keys %zu, dirty_keys %zu, promotions %" PRIu64 ", misses %" PRIu64
 			   ", locked_ops %" PRIu64 "\n"
 			   "            max_locked_work %" PRIu64 " (bound %d), entries %" PRIu64 ", pending_reclaim %" PRIu64 "\n",
 			st->len, st->read_keys, st->dirty_keys, st->promotions, st->misses, st->locked_ops, st->max_locked_work,
 			SYNCMAP_MAX_LOCKED_WORK, st->entries, st->pending_reclaim);
 		fprintf(f, "  observed  load hits %" PRIu64 ", misses %" PRIu64 ", range keys %" PRIu64 ", clears %" PRIu64 "\n",
-			hits, misses, range_keys, clears);
+			o.hits, o.misses, o.range_keys, o.clears);
 		if (cfg.reclaim)
 			fprintf(f, "  values    made %" PRIu64 ", freed by the map %" PRIu64 ", discarded by the tool %" PRIu64
 				   ", in the map at free %" PRIu64 "\n"
