@@ -96,13 +96,6 @@ static void *clearer(void *arg)
 	return NULL;
 }
 
-static bool count_fn(const void *key, size_t klen, void *val, void *ctx)
-{
-	(void)key, (void)klen, (void)val;
-	++*(long *)ctx;
-	return true;
-}
-
 static void test_concurrent(uint64_t seed)
 {
 	struct syncmap_options o = {boxed ? tv_free_value : NULL, &TR, 0};
@@ -133,11 +126,11 @@ static void test_concurrent(uint64_t seed)
 		/* quiescent: len agrees with a range once reclamation caught up */
 		ASSERT_TRUE(wait_reclaim(M, 10));
 		long c = 0;
-		syncmap_range(M, count_fn, &c);
+		syncmap_range(M, range_count_fn, &c);
 		ASSERT_EQ(syncmap_len(M), c);
 		syncmap_clear(M);
 		c = 0;
-		syncmap_range(M, count_fn, &c);
+		syncmap_range(M, range_count_fn, &c);
 		ASSERT_EQ(c, 0);
 		for (long k = 0; k < CKEYS; k++)
 			ASSERT_FALSE(syncmap_load(M, &k, sizeof(k), NULL));
@@ -222,7 +215,7 @@ static void test_removes_all(uint64_t seed)
 		uint64_t shape = test_rng_below(&rng, 4);
 		if (shape >= 1) {
 			long c = 0;
-			syncmap_range(M, count_fn, &c); /* promoted: in the snapshot */
+			syncmap_range(M, range_count_fn, &c); /* promoted: in the snapshot */
 		}
 		if (shape >= 2) {
 			/* delete a few (deleted entries in the snapshot), then a new

@@ -223,13 +223,6 @@ static void del_key(struct run *r, unsigned k)
 	r->val[k] = NULL;
 }
 
-static bool count_fn(const void *key, size_t klen, void *val, void *ctx)
-{
-	(void)key, (void)klen, (void)val;
-	++*(size_t *)ctx;
-	return true;
-}
-
 /* Run one step; returns true if it reported ENOMEM (then nothing changed
  * and the caller retries it). */
 static bool run_step(struct run *r, const struct step *s)
@@ -338,10 +331,10 @@ static bool run_step(struct run *r, const struct step *s)
 		return false;
 	}
 	case O_RANGE: {
-		size_t n = 0;
-		syncmap_range(m, count_fn, &n);
-		if (n != r->count)
-			RFAIL("range saw %zu keys, reference %zu", n, r->count);
+		long n = 0;
+		syncmap_range(m, range_count_fn, &n);
+		if ((size_t)n != r->count)
+			RFAIL("range saw %ld keys, reference %zu", n, r->count);
 		return false;
 	}
 	case O_CLEAR:

@@ -119,13 +119,6 @@ static void *owner_thread(void *arg)
 	return NULL;
 }
 
-static bool count_fn(const void *key, size_t klen, void *val, void *ctx)
-{
-	(void)key, (void)klen, (void)val;
-	++*(long *)ctx;
-	return true;
-}
-
 static void test_exact(uint64_t seed)
 {
 	M = syncmap_new(NULL);
@@ -159,7 +152,7 @@ static void test_exact(uint64_t seed)
 			want += syncmap_load(M, &k, sizeof(k), NULL);
 		}
 		long ranged = 0;
-		syncmap_range(M, count_fn, &ranged);
+		syncmap_range(M, range_count_fn, &ranged);
 		struct syncmap_stats st;
 		syncmap_stats(M, &st);
 		printf("exact: round %ld: len %zu, range %ld, reference %ld (promotions %" PRIu64 ", building %d)\n", r,

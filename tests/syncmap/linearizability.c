@@ -440,13 +440,6 @@ static void set_keys(long round, bool fresh)
 	}
 }
 
-static bool count_fn(const void *key, size_t klen, void *val, void *ctx)
-{
-	(void)key, (void)klen, (void)val;
-	++*(long *)ctx;
-	return true;
-}
-
 static void run_variant(enum variant v, uint64_t seed)
 {
 	memset(W, 0, sizeof(W));
@@ -478,7 +471,7 @@ static void run_variant(enum variant v, uint64_t seed)
 			init[k] = (struct lstate){true, 0};
 		}
 		long n = 0;
-		syncmap_range(S.m, count_fn, &n);
+		syncmap_range(S.m, range_count_fn, &n);
 		ASSERT_EQ(n, S.nk);
 	}
 	struct syncmap_stats st0, st1;

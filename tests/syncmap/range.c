@@ -250,13 +250,6 @@ static bool nested_outer(const void *key, size_t klen, void *val, void *ctx)
 	return true;
 }
 
-static bool count_fn(const void *key, size_t klen, void *val, void *ctx)
-{
-	(void)key, (void)klen, (void)val;
-	++*(long *)ctx;
-	return true;
-}
-
 static void test_nested(void)
 {
 	M = syncmap_new(NULL);
@@ -266,7 +259,7 @@ static void test_nested(void)
 	syncmap_range(M, nested_outer, &outer);
 	ASSERT_EQ(outer, 3);
 	long n = 0;
-	syncmap_range(M, count_fn, &n);
+	syncmap_range(M, range_count_fn, &n);
 	ASSERT_EQ(n, 0);
 	ASSERT_EQ(syncmap_len(M), 0);
 	syncmap_free(M);

@@ -202,6 +202,14 @@ static SM_UNUSED double parallelism_probe(void)
 
 /* Poll until the map has no grace-period callback pending (true), or give
  * up after `sec` seconds (false). */
+/* A syncmap_range callback that counts the keys it visits in *(long *)ctx. */
+static SM_UNUSED bool range_count_fn(const void *key, size_t klen, void *val, void *ctx)
+{
+	(void)key, (void)klen, (void)val;
+	++*(long *)ctx;
+	return true;
+}
+
 static SM_UNUSED bool wait_reclaim(struct syncmap *m, double sec)
 {
 	double end = now_sec() + sec;

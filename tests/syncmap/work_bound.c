@@ -69,13 +69,6 @@ static void poll(struct obs *o)
 			  st.max_locked_work, SYNCMAP_MAX_LOCKED_WORK, st.read_keys, st.dirty_keys);
 }
 
-static bool count_fn(const void *key, size_t klen, void *val, void *ctx)
-{
-	(void)key, (void)klen, (void)val;
-	++*(long *)ctx;
-	return true;
-}
-
 static void test_bound(uint64_t seed)
 {
 	double sc = test_scale();
@@ -123,7 +116,7 @@ static void test_bound(uint64_t seed)
 			/* every other cycle: a range promotes instead (it finishes
 			 * the copy in slices of its own, releasing the mutex) */
 			long c = 0;
-			syncmap_range(M, count_fn, &c);
+			syncmap_range(M, range_count_fn, &c);
 			ASSERT_EQ((uint64_t)c, nkeys + stores);
 		}
 		for (uint64_t j = 0;; j++) {
@@ -193,7 +186,7 @@ static void test_40999(uint64_t seed, int how, bool pure)
 			ASSERT_FALSE(load_i(1 + test_rng_below(&rng, k))); /* an old key: gone */
 		if (!pure && i % 1000 == 999) {
 			long c = 0;
-			syncmap_range(M, count_fn, &c);
+			syncmap_range(M, range_count_fn, &c);
 			ASSERT_EQ(c, 1);
 		}
 		if (i == warm || i == n - 1) {
