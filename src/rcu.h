@@ -59,4 +59,21 @@ static inline bool sm_rcu_in_read_section(void)
 	return rcu_read_ongoing() != 0;
 }
 
+/* Is this liburcu's call_rcu worker (where our callbacks and the
+ * application's run)?  Waiting for a grace period there would deadlock:
+ * the callbacks queued behind the current one could never run. */
+static inline bool sm_rcu_on_callback_thread(void)
+{
+	return get_thread_call_rcu_data() != NULL;
+}
+
+/* Wait for a grace period: never inside a read section or on the callback
+ * thread (see above).  Everything read sections that ended before it
+ * returns did happens before what follows. */
+static inline void sm_synchronize_rcu(void)
+{
+	synchronize_rcu();
+	sm_tsan_acquire(&sm_tsan_gp_token);
+}
+
 #endif

@@ -75,13 +75,24 @@ static void box_retired(struct rcu_head *head)
 	sm_pending_dec(m);
 }
 
-void sm_value_retire(struct syncmap *m, void *p)
+/* A box whose value the caller keeps (syncmap_take, or the same pointer
+ * stored again): only the box goes. */
+static void box_dropped(struct rcu_head *head)
+{
+	sm_rcu_callback_begin(head);
+	struct sm_box *b = caa_container_of(head, struct sm_box, rcu);
+	struct syncmap *m = b->m;
+	sm_free(b);
+	sm_pending_dec(m);
+}
+
+void sm_value_retire(struct syncmap *m, void *p, bool keep_value)
 {
 	if (!m->boxed)
 		return;
 	struct sm_box *b = p;
 	sm_pending_inc(m, 1);
-	sm_call_rcu(&b->rcu, box_retired);
+	sm_call_rcu(&b->rcu, keep_value ? box_dropped : box_retired);
 }
 
 /* ---- tables ------------------------------------------------------------ */

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "rand.h"
@@ -230,7 +231,7 @@ static int entry_try_cas(struct syncmap *m, struct sm_entry *e, void *old, void 
 		if (atomic_compare_exchange_weak_explicit(&e->p, &p, *newp, memory_order_acq_rel,
 							  memory_order_acquire)) {
 			*newp = NULL;
-			sm_value_retire(m, p);
+			sm_value_retire(m, p, old == new_);
 			return 1;
 		}
 	}
@@ -453,8 +454,52 @@ static int insert_new_locked(struct syncmap *m, const struct sm_key *k, void *ne
 /* ===================================================================== */
 /* --- API ------------------------------------------------------------------ */
 
+unsigned syncmap_default_shards(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned s = 1;
+	while (s < 256 && (long)s < 4 * cpus)
+		s *= 2;
+	return s;
+}
+
+static atomic_bool fork_calls_liburcu = true;
+
+void syncmap_fork_calls_liburcu(bool yes)
+{
+	atomic_store(&fork_calls_liburcu, yes);
+}
+
+int syncmap_synchronize(void)
+{
+	if (sm_rcu_in_read_section() || sm_rcu_on_callback_thread())
+		return -EDEADLK;
+	sm_synchronize_rcu();
+	return 0;
+}
+
+int syncmap_retire(struct syncmap *m, void *val)
+{
+	if (!m || !m->boxed)
+		return -EINVAL;
+	void *p = sm_value_new(m, val);
+	if (p) {
+		sm_value_retire(m, p, false);
+		return 0;
+	}
+	if (syncmap_synchronize() != 0)
+		return -ENOMEM;
+	m->free_value(val, m->free_ctx);
+	return 0;
+}
+
 struct syncmap *syncmap_new(const struct syncmap_options *opts)
 {
+	unsigned shards = opts ? opts->shards : 0;
+	if (shards > SYNCMAP_MAX_SHARDS || (shards & (shards - 1)) != 0) {
+		errno = EINVAL;
+		return NULL;
+	}
 	struct syncmap *m = sm_aligned_alloc(SM_CACHELINE, sizeof(*m));
 	if (!m) {
 		errno = ENOMEM;
@@ -580,9 +625,10 @@ static int swap_impl(struct syncmap *m, const void *key, size_t klen, void *val,
 	if (ret < 0) {
 		sm_value_discard(m, newp);
 	} else if (old) {
+		void *prev_val = decode_value(m, old);
 		if (prev)
-			*prev = decode_value(m, old);
-		sm_value_retire(m, old);
+			*prev = prev_val;
+		sm_value_retire(m, old, prev_val == val);
 		ret = 1;
 	} else if (e) {
 		sm_len_add(m, 1); /* a deleted entry came back to life */
@@ -638,7 +684,9 @@ int syncmap_load_or_store(struct syncmap *m, const void *key, size_t klen, void 
 	return ret;
 }
 
-bool syncmap_load_and_delete(struct syncmap *m, const void *key, size_t klen, void **val)
+/* LoadAndDelete and Take: `keep` hands the value to the caller instead of
+ * free_value. */
+static bool delete_impl(struct syncmap *m, const void *key, size_t klen, void **val, bool keep)
 {
 	if (bad_input(m, key, klen)) {
 		errno = EINVAL;
@@ -679,10 +727,20 @@ bool syncmap_load_and_delete(struct syncmap *m, const void *key, size_t klen, vo
 		sm_len_add(m, -1);
 		if (val)
 			*val = decode_value(m, old);
-		sm_value_retire(m, old);
+		sm_value_retire(m, old, keep);
 	}
 	sm_rcu_read_unlock();
 	return t == 1;
+}
+
+bool syncmap_load_and_delete(struct syncmap *m, const void *key, size_t klen, void **val)
+{
+	return delete_impl(m, key, klen, val, false);
+}
+
+bool syncmap_take(struct syncmap *m, const void *key, size_t klen, void **val)
+{
+	return delete_impl(m, key, klen, val, true);
 }
 
 void syncmap_delete(struct syncmap *m, const void *key, size_t klen)
@@ -692,12 +750,10 @@ void syncmap_delete(struct syncmap *m, const void *key, size_t klen)
 	errno = saved; /* delete reports nothing */
 }
 
-bool syncmap_compare_and_swap(struct syncmap *m, const void *key, size_t klen, void *old, void *new_)
+int syncmap_compare_and_swap(struct syncmap *m, const void *key, size_t klen, void *old, void *new_)
 {
-	if (bad_input(m, key, klen)) {
-		errno = EINVAL;
-		return false;
-	}
+	if (bad_input(m, key, klen))
+		return -EINVAL;
 	struct sm_key k;
 	key_init(m, &k, key, klen);
 	void *newp = NULL;
@@ -724,11 +780,7 @@ bool syncmap_compare_and_swap(struct syncmap *m, const void *key, size_t klen, v
 	if (newp)
 		sm_value_discard(m, newp);
 	sm_rcu_read_unlock();
-	if (t < 0) {
-		errno = -t;
-		return false;
-	}
-	return t == 1;
+	return t;
 }
 
 bool syncmap_compare_and_delete(struct syncmap *m, const void *key, size_t klen, void *old)
@@ -761,7 +813,7 @@ bool syncmap_compare_and_delete(struct syncmap *m, const void *key, size_t klen,
 	}
 	if (t == 1) {
 		sm_len_add(m, -1);
-		sm_value_retire(m, removed);
+		sm_value_retire(m, removed, false);
 	}
 	sm_rcu_read_unlock();
 	return t == 1;
@@ -888,6 +940,7 @@ void syncmap_stats(struct syncmap *m, struct syncmap_stats *st)
 	st->locked_ops = m->locked_ops;
 	st->pending_reclaim = (uint64_t)(atomic_load_explicit(&m->pending, memory_order_relaxed) & (PENDING_ORPHANED - 1));
 	st->max_locked_work = m->max_locked_work;
+	st->shards = st->shards_used = 1;
 	st->entries = (uint64_t)(m->entries_live - atomic_load_explicit(&m->freed_count, memory_order_relaxed));
 	pthread_mutex_unlock(&m->mu);
 }

@@ -173,9 +173,9 @@ void sm_entries_destroy(struct syncmap *m);
 void *sm_value_new(struct syncmap *m, void *val);
 /* Free an encoded value that was never published. */
 void sm_value_discard(struct syncmap *m, void *p);
-/* An encoded value left the map: free it (and pass it to free_value) after
- * a grace period.  Never fails. */
-void sm_value_retire(struct syncmap *m, void *p);
+/* An encoded value left the map: free it (and pass it to free_value, unless
+ * keep_value: the caller keeps it) after a grace period.  Never fails. */
+void sm_value_retire(struct syncmap *m, void *p, bool keep_value);
 /* A snapshot was replaced by promotion: free it and the entries expunged
  * from it after a grace period. */
 void sm_table_retire_snapshot(struct syncmap *m, struct sm_table *t);

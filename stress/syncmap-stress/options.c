@@ -301,7 +301,7 @@ int ss_parse_options(int argc, char **argv)
 			usage(stdout);
 			exit(0);
 		} else if (IS("--version")) {
-			printf("syncmap-stress %s (syncmap %s)\n", SS_VERSION, "0.1.0");
+			printf("syncmap-stress %s (syncmap %s)\n", SS_VERSION, syncmap_version());
 			exit(0);
 		} else if (IS("-w") || IS("--workload")) {
 			if (parse_workload(val))

@@ -566,7 +566,7 @@ static void op_compare(struct opctx *c, bool cad)
 		if (cad)
 			TIMED(w, op, c->timed, ok = syncmap_compare_and_delete(run.map, ss_key(c->key), cfg.klen, old));
 		else
-			TIMED(w, op, c->timed, ok = syncmap_compare_and_swap(run.map, ss_key(c->key), cfg.klen, old, n));
+			TIMED(w, op, c->timed, ok = syncmap_compare_and_swap(run.map, ss_key(c->key), cfg.klen, old, n) == 1);
 		own_end(&o);
 		bool may_succeed = old != NEVER_STORED && o.can_present && old == o.st->v;
 		bool must_succeed = may_succeed && !o.can_absent;
@@ -607,7 +607,7 @@ static void op_compare(struct opctx *c, bool cad)
 	if (cad)
 		TIMED(w, op, c->timed, ok = syncmap_compare_and_delete(run.map, ss_key(c->key), cfg.klen, old));
 	else
-		TIMED(w, op, c->timed, ok = syncmap_compare_and_swap(run.map, ss_key(c->key), cfg.klen, old, n));
+		TIMED(w, op, c->timed, ok = syncmap_compare_and_swap(run.map, ss_key(c->key), cfg.klen, old, n) == 1);
 	if (ok && old == NEVER_STORED) {
 		ss_fail((int)w->id, "%s on key %" PRIu64 " succeeded against a value no thread ever stored", name, c->key);
 		return;

@@ -20,7 +20,7 @@
  *     new key and leaves *prev untouched; every out-pointer may be NULL;
  *   - errno is untouched by a load miss and by delete;
  *   - syncmap_new fails cleanly (NULL, ENOMEM) when its allocation fails;
- *   - syncmap_version() is "0.1.0".
+ *   - syncmap_version() is "0.2.0".
  */
 #include "smtest.h"
 
@@ -79,7 +79,7 @@ static void test_null_map(void)
 	syncmap_delete(NULL, "k", 1);
 	EXPECT_INT(syncmap_swap(NULL, "k", 1, JUNK, &v), -EINVAL);
 	PTR_EQ(v, JUNK);
-	EXPECT_EINVAL_BOOL(syncmap_compare_and_swap(NULL, "k", 1, NULL, JUNK));
+	EXPECT_INT(syncmap_compare_and_swap(NULL, "k", 1, NULL, JUNK), -EINVAL);
 	EXPECT_EINVAL_BOOL(syncmap_compare_and_delete(NULL, "k", 1, NULL));
 	range_calls = 0;
 	syncmap_range(NULL, count_fn, NULL);
@@ -106,7 +106,7 @@ static void test_null_key(bool boxed)
 {
 	struct tracker tr;
 	tracker_init(&tr, true, false);
-	struct syncmap_options o = {boxed ? tv_free_value : NULL, &tr, 0};
+	struct syncmap_options o = {.free_value = boxed ? tv_free_value : NULL, .free_ctx = &tr, .seed = 0, .shards = test_shards()};
 	struct syncmap *m = syncmap_new(&o);
 	ASSERT(m != NULL);
 	/* one real key, so the map is not trivially empty */
@@ -123,8 +123,8 @@ static void test_null_key(bool boxed)
 		EXPECT_EINVAL_BOOL(syncmap_load_and_delete(m, NULL, 3, &v));
 		syncmap_delete(m, NULL, 3);
 		EXPECT_INT(syncmap_swap(m, NULL, 3, x, &v), -EINVAL);
-		EXPECT_EINVAL_BOOL(syncmap_compare_and_swap(m, NULL, 3, a, x));
-		EXPECT_EINVAL_BOOL(syncmap_compare_and_swap(m, NULL, 3, NULL, x));
+		EXPECT_INT(syncmap_compare_and_swap(m, NULL, 3, a, x), -EINVAL);
+		EXPECT_INT(syncmap_compare_and_swap(m, NULL, 3, NULL, x), -EINVAL);
 		EXPECT_EINVAL_BOOL(syncmap_compare_and_delete(m, NULL, 3, a));
 	});
 	ASSERT_EQ(n, 0);
@@ -162,7 +162,7 @@ static void test_empty_key(void)
 	ASSERT_TRUE(syncmap_load(m, "xyz", 0, &v)); /* klen 0: the bytes do not matter */
 	ASSERT_EQ(syncmap_swap(m, "", 0, (void *)2, &v), 1);
 	PTR_EQ(v, (void *)1);
-	ASSERT_TRUE(syncmap_compare_and_swap(m, NULL, 0, (void *)2, NULL));
+	ASSERT_EQ(syncmap_compare_and_swap(m, NULL, 0, (void *)2, NULL), 1);
 	ASSERT_TRUE(syncmap_load(m, NULL, 0, &v));
 	PTR_EQ(v, NULL);
 	ASSERT_EQ(syncmap_len(m), 1);
@@ -259,7 +259,7 @@ static void test_no_alloc(bool boxed)
 {
 	struct tracker tr;
 	tracker_init(&tr, false, false);
-	struct syncmap_options o = {boxed ? tv_free_value : NULL, &tr, 0};
+	struct syncmap_options o = {.free_value = boxed ? tv_free_value : NULL, .free_ctx = &tr, .seed = 0, .shards = test_shards()};
 	void *(*mk)(void *) = boxed ? mk_boxed : mk_plain;
 	for (int s = 0; s < K_NSTATES; s++) {
 		void *val = mk(&tr);
@@ -272,12 +272,12 @@ static void test_no_alloc(bool boxed)
 		/* Go's TestCompareAndSwap_NonExistingKey, and its mirror on
 		 * deleted and expunged keys: never creates the key */
 		errno = 0;
-		n = ALLOCS(ASSERT_EQ(syncmap_compare_and_swap(m, "k", 1, NULL, nv), false));
+		n = ALLOCS(ASSERT_EQ(syncmap_compare_and_swap(m, "k", 1, NULL, nv), 0));
 		if (n != 0)
 			TEST_FAIL("%s mode, key %s: CAS(old=NULL) allocated %ld times", boxed ? "boxed" : "plain",
 				  kstate_name[s], n);
 		ASSERT_EQ(errno, 0);
-		n = ALLOCS(ASSERT_EQ(syncmap_compare_and_swap(m, "k", 1, JUNK, nv), false));
+		n = ALLOCS(ASSERT_EQ(syncmap_compare_and_swap(m, "k", 1, JUNK, nv), 0));
 		if (n != 0)
 			TEST_FAIL("key %s: CAS(unequal) allocated %ld times", kstate_name[s], n);
 		n = ALLOCS(ASSERT_EQ(syncmap_compare_and_delete(m, "k", 1, JUNK), false));
@@ -303,7 +303,7 @@ static void test_no_alloc(bool boxed)
 		 * none for plain values */
 		if (present) {
 			void *nv2 = mk(&tr);
-			n = ALLOCS(ASSERT_TRUE(syncmap_compare_and_swap(m, "k", 1, val, nv2)));
+			n = ALLOCS(ASSERT_EQ(syncmap_compare_and_swap(m, "k", 1, val, nv2), 1));
 			if (s == K_IN_READ)
 				ASSERT_EQ(n, boxed ? 1 : 0);
 			ASSERT_TRUE(syncmap_load(m, "k", 1, &out));
@@ -413,7 +413,7 @@ int main(void)
 	(void)test_begin();
 	for (int i = 0; i < 64; i++)
 		snprintf(other_keys[i], sizeof(other_keys[i]), "o%02d", i);
-	ASSERT_EQ(strcmp(syncmap_version(), "0.1.0"), 0);
+	ASSERT_EQ(strcmp(syncmap_version(), "0.2.0"), 0);
 	test_null_map();
 	test_null_key(false);
 	test_null_key(true);

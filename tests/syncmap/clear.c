@@ -98,7 +98,7 @@ static void *clearer(void *arg)
 
 static void test_concurrent(uint64_t seed)
 {
-	struct syncmap_options o = {boxed ? tv_free_value : NULL, &TR, 0};
+	struct syncmap_options o = {.free_value = boxed ? tv_free_value : NULL, .free_ctx = &TR, .seed = 0, .shards = test_shards()};
 	long rounds = scaled(20, 4);
 	long stores = 0, loads = 0, clears = 0;
 	for (long r = 0; r < rounds; r++) {
@@ -189,7 +189,7 @@ static bool stable_fn(const void *key, size_t klen, void *val, void *ctx)
 
 static void test_removes_all(uint64_t seed)
 {
-	struct syncmap_options o = {boxed ? tv_free_value : NULL, &TR, 0};
+	struct syncmap_options o = {.free_value = boxed ? tv_free_value : NULL, .free_ctx = &TR, .seed = 0, .shards = test_shards()};
 	M = syncmap_new(&o);
 	enum { N = 8 };
 	struct thr th[N];

@@ -299,8 +299,9 @@ static bool run_step(struct run *r, const struct step *s)
 			mark(r, cur, TV_LEAVING);
 		}
 		errno = 0;
-		bool ok = syncmap_compare_and_swap(m, key, kl, old, v);
-		if (!ok && errno == ENOMEM) {
+		int rc = syncmap_compare_and_swap(m, key, kl, old, v);
+		bool ok = rc == 1;
+		if (rc == -ENOMEM) {
 			if (!hit)
 				RFAIL("a CAS that cannot succeed reported ENOMEM (it must not allocate)");
 			mark(r, v, TV_TEST);
@@ -309,8 +310,8 @@ static bool run_step(struct run *r, const struct step *s)
 				tv_unused(r->tr, v);
 			return true;
 		}
-		if (ok != hit || (!ok && errno != 0))
-			RFAIL("cas key %u: %d errno %d, want %d", k, ok, errno, hit);
+		if ((rc != 0 && rc != 1) || ok != hit || errno != 0)
+			RFAIL("cas key %u: %d errno %d, want %d", k, rc, errno, hit);
 		if (hit)
 			set_key(r, k, v);
 		else if (r->boxed)
@@ -391,7 +392,7 @@ static long replay(const struct seq *q, const struct keyset *ks, bool boxed, str
 	r->tr = tr;
 	r->ks = ks;
 	r->n = n;
-	struct syncmap_options o = {boxed ? tv_free_value : NULL, tr, map_seed};
+	struct syncmap_options o = {.free_value = boxed ? tv_free_value : NULL, .free_ctx = tr, .seed = map_seed, .shards = test_shards()};
 	if (n > 0)
 		sm_fault_arm(n);
 	else

@@ -98,7 +98,7 @@ static void *owner_thread(void *arg)
 		case 5: {
 			bool hit = o->present[i] && test_rng_below(&o->rng, 2);
 			void *old = hit ? (void *)(uintptr_t)o->cur[i] : (void *)(uintptr_t)(1ULL << 60); /* no value is that */
-			ASSERT_EQ(syncmap_compare_and_swap(M, &k, sizeof(k), old, v), hit);
+			ASSERT_EQ(syncmap_compare_and_swap(M, &k, sizeof(k), old, v), (int)hit);
 			if (hit)
 				o->cur[i] = (uint64_t)(uintptr_t)v;
 			break;

@@ -218,7 +218,7 @@ static void one_op(struct worker *w)
 		o.a = cmp;
 		o.b = new_val(w);
 		o.inv = tick();
-		o.res = syncmap_compare_and_swap(S.m, key, kl, VP(o.a), VP(o.b));
+		o.res = syncmap_compare_and_swap(S.m, key, kl, VP(o.a), VP(o.b)) == 1;
 		o.resp = tick();
 		if (o.res)
 			entered(w, o.b);
@@ -303,8 +303,14 @@ static void noise_round(struct worker *w)
 		if (r < 4) {
 			/* a new key: starts a dirty build after a promotion */
 			int l = snprintf(k, sizeof(k), "noise-%" PRIu64, w->ctr++);
-			ASSERT_EQ(syncmap_store(S.m, k, (size_t)l, VP(0)), 0);
-			entered(w, 0);
+			/* (another worker's noise key may hold NULL already:
+			 * storing the same pointer again keeps it, nothing is
+			 * freed, so it does not count as entering) */
+			void *prev = VP(1);
+			int ret = syncmap_swap(S.m, k, (size_t)l, VP(0), &prev);
+			ASSERT(ret == 0 || ret == 1);
+			if (!(ret == 1 && prev == VP(0)))
+				entered(w, 0);
 		} else if (r < 7 && w->ctr > 0) {
 			int l = snprintf(k, sizeof(k), "noise-%" PRIu64, test_rng_below(&w->rng, w->ctr));
 			syncmap_delete(S.m, k, (size_t)l);
@@ -458,7 +464,7 @@ static void run_variant(enum variant v, uint64_t seed)
 			ASSERT(S.freed_bits[t] != NULL);
 		}
 	}
-	struct syncmap_options o = {v == V_BOXED ? free_id : NULL, NULL, 0};
+	struct syncmap_options o = {.free_value = v == V_BOXED ? free_id : NULL, .free_ctx = NULL, .seed = 0, .shards = test_shards()};
 	S.m = syncmap_new(&o);
 	ASSERT(S.m != NULL);
 	struct lstate init[MAXK];
@@ -535,7 +541,10 @@ static void run_variant(enum variant v, uint64_t seed)
 		}
 		syncmap_free(S.m);
 		ASSERT_EQ(atomic_load(&S.freed), stored);
-		ASSERT_EQ(atomic_load(&S.null_freed), null_stored);
+		/* NULL stored over NULL stays (the same pointer: nothing leaves),
+		 * and a plain store cannot tell the worker that it did; every
+		 * other value is unique, so only NULL is counted loosely. */
+		ASSERT(atomic_load(&S.null_freed) <= null_stored);
 		for (int t = 0; t < NW + 2; t++)
 			for (size_t j = 0; j < W[t].nrejected; j++) {
 				uint64_t x = W[t].rejected[j], tt = (x >> 40) - 1, c = x & ((1ULL << 40) - 1);

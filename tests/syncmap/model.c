@@ -255,7 +255,7 @@ static void do_op(struct model *md, enum op op, size_t i)
 	}
 	case OP_STORE: {
 		void *v = mk_val(md);
-		if (pres)
+		if (pres && cur != v) /* the same pointer stays (NULL over NULL) */
 			val_leaving(md, cur);
 		val_stored(md, v);
 		int r = syncmap_store(m, k, kl, v);
@@ -298,7 +298,7 @@ static void do_op(struct model *md, enum op op, size_t i)
 	}
 	case OP_SWAP: {
 		void *v = mk_val(md);
-		if (pres)
+		if (pres && cur != v) /* the same pointer stays (NULL over NULL) */
 			val_leaving(md, cur);
 		val_stored(md, v);
 		int r = syncmap_swap(m, k, kl, v, want_out ? &out : NULL);
@@ -316,13 +316,14 @@ static void do_op(struct model *md, enum op op, size_t i)
 		void *nv = mk_val(md);
 		bool hit = pres && cur == old;
 		if (hit) {
-			val_leaving(md, cur);
+			if (cur != nv) /* the same pointer stays (NULL over NULL) */
+				val_leaving(md, cur);
 			val_stored(md, nv);
 		}
 		errno = 0;
-		bool ok = syncmap_compare_and_swap(m, k, kl, old, nv);
-		CHECKF(ok == hit, "compare_and_swap key %zu (present %d, cur %p, old %p): %d", i, pres, cur, old, ok);
-		CHECKF(ok || errno == 0, "compare_and_swap 'no' set errno %d", errno);
+		int rc = syncmap_compare_and_swap(m, k, kl, old, nv);
+		CHECKF(rc == hit, "compare_and_swap key %zu (present %d, cur %p, old %p): %d", i, pres, cur, old, rc);
+		CHECKF(errno == 0, "compare_and_swap set errno %d", errno);
 		if (hit)
 			ref_set(md, i, nv);
 		else
@@ -376,9 +377,9 @@ static void never_key_op(struct model *md)
 	void *nv = mk_val(md);
 	md->ops++;
 	errno = 0;
-	CHECKF(!syncmap_compare_and_swap(md->m, k, kl, NULL, nv), "CAS(never-stored key, NULL, v) succeeded");
+	CHECKF(syncmap_compare_and_swap(md->m, k, kl, NULL, nv) == 0, "CAS(never-stored key, NULL, v) succeeded");
 	CHECKF(errno == 0, "CAS on a missing key set errno %d", errno);
-	CHECKF(!syncmap_compare_and_swap(md->m, k, kl, nv, nv), "CAS(never-stored key, v, v) succeeded");
+	CHECKF(syncmap_compare_and_swap(md->m, k, kl, nv, nv) == 0, "CAS(never-stored key, v, v) succeeded");
 	val_rejected(md, nv);
 	CHECKF(!syncmap_compare_and_delete(md->m, k, kl, NULL), "CAD(never-stored key, NULL) succeeded");
 	CHECKF(!syncmap_load_and_delete(md->m, k, kl, NULL), "load_and_delete(never-stored key) succeeded");
@@ -432,7 +433,7 @@ static void model_open(struct model *md, const struct keyset *ks, bool boxed, st
 		md->is_touched = calloc(ks->n, sizeof(bool));
 		ASSERT(md->present && md->val && md->touched && md->is_touched);
 	}
-	struct syncmap_options o = {boxed ? tv_free_value : NULL, tr, seed | 1};
+	struct syncmap_options o = {.free_value = boxed ? tv_free_value : NULL, .free_ctx = tr, .seed = seed | 1, .shards = test_shards()};
 	md->m = syncmap_new(&o);
 	ASSERT(md->m != NULL);
 }

@@ -152,7 +152,7 @@ static void *writer(void *arg)
 			syncmap_read_lock();
 			if (syncmap_load(M, k, kl, &old)) {
 				struct tv *nv = fresh();
-				if (!syncmap_compare_and_swap(M, k, kl, old, nv)) {
+				if (syncmap_compare_and_swap(M, k, kl, old, nv) != 1) {
 					atomic_store(&nv->state, TV_TEST);
 					tv_unused(&TR, nv);
 				}
@@ -181,7 +181,7 @@ static void *writer(void *arg)
 
 static void test_readers(uint64_t seed)
 {
-	struct syncmap_options o = {tv_free_value, &TR, 0};
+	struct syncmap_options o = {.free_value = tv_free_value, .free_ctx = &TR, .seed = 0, .shards = test_shards()};
 	M = syncmap_new(&o);
 	char k[40];
 	size_t kl;
@@ -268,7 +268,7 @@ static void *pinner(void *arg)
 
 static void test_pinned(void)
 {
-	struct syncmap_options o = {tv_free_value, &TR, 0};
+	struct syncmap_options o = {.free_value = tv_free_value, .free_ctx = &TR, .seed = 0, .shards = test_shards()};
 	M = syncmap_new(&o);
 	struct tv *v = fresh();
 	ASSERT_EQ(syncmap_store(M, "pin", 3, v), 0);
@@ -307,7 +307,7 @@ static void test_pinned(void)
 
 static void test_free_in_read_section(bool with_pending)
 {
-	struct syncmap_options o = {tv_free_value, &TR, 0};
+	struct syncmap_options o = {.free_value = tv_free_value, .free_ctx = &TR, .seed = 0, .shards = test_shards()};
 	M = syncmap_new(&o);
 	char k[40];
 	size_t kl;
@@ -383,7 +383,7 @@ static void *short_lived(void *arg)
 
 static void test_short_lived(void)
 {
-	struct syncmap_options o = {tv_free_value, &TR, 0};
+	struct syncmap_options o = {.free_value = tv_free_value, .free_ctx = &TR, .seed = 0, .shards = test_shards()};
 	M = syncmap_new(&o);
 	long n = scaled(200, 200);
 	double t0 = now_sec();

@@ -46,12 +46,23 @@
 			TEST_FAIL("%s == %s (%p vs %p)", #a, #b, pa_, pb_);       \
 	} while (0)
 
+/* Shards of the maps a test makes: $SYNCMAP_TEST_SHARDS (meson runs each
+ * suite with 1 and 0 = automatic, some with 2 and 64 too), default 0. */
+static SM_UNUSED unsigned test_shards(void)
+{
+	const char *s = getenv("SYNCMAP_TEST_SHARDS");
+	return s ? (unsigned)strtoul(s, NULL, 0) : 0;
+}
+
 /* Start of every test: line-buffered stdout (progress lines survive an
- * abort), then the seed. */
+ * abort), then the seed and the shard count. */
 static SM_UNUSED uint64_t test_begin(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	return test_seed();
+	uint64_t seed = test_seed();
+	printf("shards: %u (SYNCMAP_TEST_SHARDS; 0 = automatic, %u here)\n", test_shards(),
+	       syncmap_default_shards());
+	return seed;
 }
 
 /* ---- time, sleeping -------------------------------------------------- */
