@@ -159,13 +159,14 @@ struct gomap_iter {
 	} buf[GOMAP_ITER_BUF];
 };
 
-/* Start iterating `m` (NULL gives an iterator that returns false). */
+/* Start iterating `m` (NULL gives an iterator that returns false).  A NULL
+ * `it` is bad input: nothing happens. */
 GOMAP_API void gomap_iter_init(struct gomap_iter *it, struct gomap *m);
 
 /*
  * Return the next key: *key and *klen describe it (bytes owned by the map),
  * *val holds its value.  Any out-pointer may be NULL.  Returns false when
- * the iteration is over.
+ * the iteration is over, and for a NULL `it`.
  */
 GOMAP_API bool gomap_iter_next(struct gomap_iter *it, const void **key, size_t *klen, void **val);
 

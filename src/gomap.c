@@ -268,11 +268,24 @@ static struct bmap *newoverflow(struct barray *a, struct bmap *b)
 /* ===================================================================== */
 /* --- Keys in slots ----------------------------------------------------- */
 
+struct gkey *gomap_key_new(const void *key, size_t klen, uint64_t hash)
+{
+	if (klen > SIZE_MAX - sizeof(struct gkey))
+		return NULL;
+	struct gkey *k = sm_malloc(sizeof(*k) + klen);
+	if (!k)
+		return NULL;
+	k->len = klen;
+	k->hash = hash;
+	memcpy(k->data, key, klen);
+	return k;
+}
+
 static void free_slot_key(struct gomap *h, struct bmap *b, unsigned i)
 {
-	if (slot_code(b, i) == KEY_INDIRECT) {
+	if (slot_code(b, i) == KEY_INDIRECT && !h->keys_external) {
 		struct gkey *k = (struct gkey *)(uintptr_t)b->keys[i];
-		h->key_bytes -= sizeof(*k) + k->len;
+		h->key_bytes -= gomap_key_bytes(k);
 		sm_free(k);
 	}
 }
@@ -295,7 +308,7 @@ static void clear_slot(struct bmap *b, unsigned i)
 /* Free the indirect keys still owned by live slots of an array. */
 static void free_array_keys(struct gomap *h, struct barray *a)
 {
-	if (!a)
+	if (!a || h->keys_external)
 		return;
 	for (size_t i = 0; i < a->nbuckets; i++)
 		for (struct bmap *b = bucket_at(a, i); b; b = bmap_overflow(a, b))
@@ -312,6 +325,7 @@ int gomap_init(struct gomap *h, uint64_t seed, size_t hint, unsigned flags)
 	memset(h, 0, sizeof(*h));
 	h->random_seed = seed == 0;
 	h->huge_later = (flags & GOMAP_INIT_HUGE_LATER) != 0;
+	h->keys_external = (flags & GOMAP_INIT_KEYS_EXTERNAL) != 0;
 	h->hash0 = seed ? seed : sm_random_seed();
 	if (hint > loadFactorNum * (bucketShift(MAX_B) / loadFactorDen))
 		return -EINVAL;
@@ -503,11 +517,8 @@ static int evacuate(struct gomap *h, size_t oldbucket)
 				if (top[i] < minTopHash)
 					gomap_die("bad map state");
 				unsigned useY = 0;
-				if (h->grow == growDouble) {
-					size_t klen;
-					const void *k = slot_key(c, i, &klen);
-					useY = (gomap_hash(h, k, klen) & newbit) != 0;
-				}
+				if (h->grow == growDouble)
+					useY = (slot_hash(c, i, h->hash0) & newbit) != 0;
 				c->tophash[i] = (uint8_t)(evacuatedX + useY);
 				evac_place(h, na, &xy[useY], c, i, top[i]);
 			}
@@ -650,24 +661,19 @@ notfound:
 		}
 	}
 	uint64_t keyword = p->word;
-	if (p->code == KEY_INDIRECT) {
-		if (p->klen > SIZE_MAX - sizeof(struct gkey)) {
-			err = -ENOMEM;
-			goto out;
-		}
-		struct gkey *k = sm_malloc(sizeof(*k) + p->klen);
+	bool own_key = p->code == KEY_INDIRECT && !h->keys_external;
+	if (own_key) {
+		struct gkey *k = gomap_key_new(p->key, p->klen, hash);
 		if (!k) {
 			err = -ENOMEM;
 			goto out;
 		}
-		k->len = p->klen;
-		memcpy(k->data, p->key, p->klen);
 		keyword = (uint64_t)(uintptr_t)k;
 	}
 	if (!insb) {
 		/* All current buckets are full: allocate a new one. */
 		if (ovf_reserve(h, a, 1) != 0) {
-			if (p->code == KEY_INDIRECT)
+			if (own_key)
 				sm_free((void *)(uintptr_t)keyword);
 			err = -ENOMEM;
 			goto out;
@@ -675,11 +681,11 @@ notfound:
 		insb = newoverflow(a, b);
 		insi = 0;
 	}
+	if (own_key)
+		h->key_bytes += gomap_key_bytes((struct gkey *)(uintptr_t)keyword);
 	if (insb->tophash[insi] == emptyOne)
 		h->tombstones--;
 	set_slot(insb, insi, top, p->code, keyword, val);
-	if (p->code == KEY_INDIRECT)
-		h->key_bytes += sizeof(struct gkey) + p->klen;
 	h->count++;
 	h->gen++;
 out:
@@ -709,7 +715,7 @@ static struct bmap *prev_bucket(const struct barray *a, struct bmap *bOrig, stru
 	return b;
 }
 
-bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old)
+bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old, uint64_t *old_key)
 {
 	if (h->count == 0) {
 		gomap_check_not_writing(h);
@@ -749,6 +755,8 @@ bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash,
 				continue;
 			if (old)
 				*old = b->elems[i];
+			if (old_key)
+				*old_key = b->keys[i];
 			free_slot_key(h, b, i);
 			clear_slot(b, i);
 			b->tophash[i] = emptyOne;
@@ -810,7 +818,7 @@ bool gomap_delete(struct gomap *h, const void *key, size_t klen, void **old)
 		return false;
 	struct gomap_probe p;
 	gomap_probe_init(&p, key, klen);
-	return gomap_delete_h(h, &p, gomap_hash(h, key, klen), old);
+	return gomap_delete_h(h, &p, gomap_hash(h, key, klen), old, NULL);
 }
 
 /* ===================================================================== */
@@ -989,6 +997,8 @@ static inline uint64_t bitrev64(uint64_t x)
 
 void gomap_iter_init(struct gomap_iter *it, struct gomap *h)
 {
+	if (!it)
+		return;
 	memset(it, 0, sizeof(*it));
 	it->m = h;
 	it->rot = sm_rand64();
@@ -1039,10 +1049,8 @@ static void iter_scan_chain(struct gomap_iter *it, const struct barray *a, struc
 		for (unsigned i = 0; i < bucketCnt; i++) {
 			if (b->tophash[i] < minTopHash)
 				continue;
-			size_t klen;
-			const void *k = slot_key(b, i, &klen);
 			struct iter_cand c = {
-				.order = bitrev64(gomap_hash(h, k, klen)) - it->rot,
+				.order = bitrev64(slot_hash(b, i, h->hash0)) - it->rot,
 				.slot = (uintptr_t)b | i,
 			};
 			if (c.order < it->cursor || c.order > it->end)

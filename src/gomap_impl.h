@@ -81,9 +81,14 @@ struct bmap {
 	void *elems[bucketCnt];
 };
 
-/* A key longer than 8 bytes: one heap block, owned by the slot holding it. */
+/* A key longer than 8 bytes: one heap block, owned by the slot holding it
+ * (or, in a map made with GOMAP_INIT_KEYS_EXTERNAL, by the caller).  Its
+ * hash under the map's seed is kept with it, so moving the key (evacuation,
+ * iteration, the concurrent map's copy into a new table) never rehashes
+ * its bytes: work on a long key costs the same as on a short one. */
 struct gkey {
 	size_t len;
+	uint64_t hash;
 	unsigned char data[];
 };
 
@@ -127,6 +132,7 @@ struct gomap {
 	uint8_t grow;   /* enum grow_kind */
 	bool random_seed; /* reseed whenever the map becomes empty */
 	bool huge_later;  /* GOMAP_INIT_HUGE_LATER: no huge-page advice at allocation */
+	bool keys_external; /* GOMAP_INIT_KEYS_EXTERNAL: the caller owns the key blocks */
 	uint64_t hash0;
 	struct barray *buckets;    /* NULL until the first insert (B == 0) */
 	struct barray *oldbuckets; /* non-NULL while evacuating */
@@ -190,7 +196,8 @@ static inline struct bmap *bmap_overflow(const struct barray *a, const struct bm
 }
 
 /* A key prepared for probing: length code plus, for inline keys, the
- * zero-padded word the slot would hold. */
+ * zero-padded word the slot would hold.  In a GOMAP_INIT_KEYS_EXTERNAL map,
+ * a put of a long key takes its struct gkey from `word`. */
 struct gomap_probe {
 	const void *key;
 	size_t klen;
@@ -222,6 +229,16 @@ static inline bool slot_key_eq(const struct bmap *b, unsigned i, const struct go
 		return b->keys[i] == p->word;
 	const struct gkey *k = (const struct gkey *)(uintptr_t)b->keys[i];
 	return k->len == p->klen && memcmp(k->data, p->key, p->klen) == 0;
+}
+
+/* The hash of the key in slot i under seed (the map's hash0): a long key
+ * carries it; a short one is rehashed (at most 8 bytes). */
+static inline uint64_t slot_hash(const struct bmap *b, unsigned i, uint64_t seed)
+{
+	unsigned code = slot_code(b, i);
+	if (code == KEY_INDIRECT)
+		return ((const struct gkey *)(uintptr_t)b->keys[i])->hash;
+	return sm_hash(&b->keys[i], code, seed);
 }
 
 /* The bytes and length of the key in slot i. */
@@ -348,6 +365,13 @@ static inline __attribute__((always_inline)) void **gomap_lookup_h(const struct 
  * snapshot, never written, can have them. */
 #define GOMAP_INIT_FLOOR 1u
 #define GOMAP_INIT_HUGE_LATER 2u
+/* KEYS_EXTERNAL: the map never allocates or frees key blocks: a put of a
+ * new long key stores the struct gkey the caller passes in probe->word
+ * (made by gomap_key_new with this map's seed), delete hands the block back
+ * (gomap_delete_h's *old_key), and clear/destroy leave them alone.  The
+ * concurrent map uses it to share one copy of a key between its snapshot
+ * and its dirty map. */
+#define GOMAP_INIT_KEYS_EXTERNAL 4u
 /* Initialise a gomap embedded in a larger struct. */
 int gomap_init(struct gomap *h, uint64_t seed, size_t hint, unsigned flags);
 /* Ask for huge pages for the map's bucket arrays (see GOMAP_INIT_HUGE_LATER):
@@ -362,7 +386,16 @@ static inline uint64_t gomap_hash(const struct gomap *h, const void *key, size_t
 }
 
 int gomap_put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val);
-bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old);
+/* old_key (may be NULL): the removed slot's key word (a struct gkey * for a
+ * long key; what a KEYS_EXTERNAL caller must free). */
+bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old, uint64_t *old_key);
+
+/* A key block for klen > 8 bytes with its hash; NULL on ENOMEM. */
+struct gkey *gomap_key_new(const void *key, size_t klen, uint64_t hash);
+static inline size_t gomap_key_bytes(const struct gkey *k)
+{
+	return sizeof(*k) + k->len;
+}
 
 /*
  * A walk over every key of a map that nobody modifies while the walk lasts
@@ -384,5 +417,18 @@ void gomap_walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start
 /* 1: a key was returned; 0: the walk is over; -1: *budget ran out first
  * (call again with more budget to go on). */
 int gomap_walk_next(struct gomap_walk *w, size_t *budget, const void **key, size_t *klen, void ***val);
+
+/* The key gomap_walk_next returned last, as a probe whose word is the
+ * slot's key word (so a KEYS_EXTERNAL map can adopt the same block), and
+ * its hash (stored for long keys: no rehash). */
+static inline uint64_t gomap_walk_probe(const struct gomap_walk *w, struct gomap_probe *p)
+{
+	const struct bmap *b = w->b;
+	unsigned i = w->slot - 1;
+	p->key = slot_key(b, i, &p->klen);
+	p->code = slot_code(b, i);
+	p->word = b->keys[i];
+	return slot_hash(b, i, w->h->hash0);
+}
 
 #endif

@@ -716,7 +716,7 @@ static bool delete_impl(struct syncmap *m, const void *key, size_t klen, void **
 			 * (Go issue 40999: deleted keys must not linger). */
 			old = atomic_load_explicit(&e->p, memory_order_relaxed);
 			t = old != NULL;
-			gomap_delete_h(&m->dirty->g, &k.probe, k.hash, NULL);
+			gomap_delete_h(&m->dirty->g, &k.probe, k.hash, NULL, NULL);
 			sm_entry_free_locked(m, e);
 		}
 		if (in_dirty)

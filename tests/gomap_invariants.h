@@ -81,6 +81,9 @@ static inline size_t inv_check_chain(const struct gomap *h, const struct barray 
 					INV_FAIL("inline key not zero-padded");
 			}
 			uint64_t hash = gomap_hash(h, k, klen);
+			if (slot_hash(c, i, h->hash0) != hash)
+				INV_FAIL("key of length %zu: stored hash %#llx, its hash %#llx", klen,
+					 (unsigned long long)slot_hash(c, i, h->hash0), (unsigned long long)hash);
 			if ((hash & mask) != j)
 				INV_FAIL("%s bucket %zu holds a key of bucket %zu", old ? "old" : "new", j,
 					 (size_t)(hash & mask));

@@ -973,6 +973,9 @@ TEST(test_bad_input)
 	ASSERT_FALSE(gomap_iter_next(&it, NULL, NULL, NULL));
 	ASSERT_FALSE(gomap_iter_next(NULL, NULL, NULL, NULL));
 	ASSERT_PTR_EQ(k, NULL);
+	/* A NULL iterator is bad input, not a crash. */
+	gomap_iter_init(NULL, m);
+	gomap_iter_init(NULL, NULL);
 	/* NULL out-pointers are fine. */
 	gomap_iter_init(&it, m);
 	ASSERT_TRUE(gomap_iter_next(&it, NULL, NULL, NULL));
