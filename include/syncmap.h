@@ -272,9 +272,9 @@ SYNCMAP_API bool syncmap_compare_and_delete(struct syncmap *m, const void *key, 
  * map, this one included (store, delete, nested range...); key and val stay
  * valid for the duration of that fn call.  The whole range runs inside a
  * read section, so a long range delays reclamation.  Like Go, range first
- * promotes each shard's dirty map (finishing its incremental build in
- * bounded slices that release the mutex in between), so it costs O(len)
- * even when fn stops early.  NULL m or fn: no-op.
+ * promotes the dirty maps (finishing their incremental builds in bounded
+ * slices that release the mutex in between), so it may cost O(len) even
+ * when fn stops early.  NULL m or fn: no-op.
  */
 SYNCMAP_API void syncmap_range(struct syncmap *m, bool (*fn)(const void *key, size_t klen, void *val, void *ctx),
 			       void *ctx);

@@ -92,8 +92,14 @@ void sm_advise_huge(void *p, size_t n)
 	 * misses the TLB on nearly every lookup (measured: get-hit at 1e7
 	 * keys 145 -> 106 ns, put p99 4 -> 1.2 us).  Advice only; where THP
 	 * is off this is a no-op.  Blocks this big are always mmapped. */
-	if (p && n >= ((size_t)2 << 20))
+	if (p && n >= ((size_t)2 << 20)) {
+		/* Advice only: a kernel without THP says EINVAL, which must not
+		 * reach the caller's errno (a Load that promotes reports
+		 * nothing). */
+		int saved_errno = errno;
 		(void)madvise(p, n, MADV_HUGEPAGE);
+		errno = saved_errno;
+	}
 #else
 	(void)p;
 	(void)n;

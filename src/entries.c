@@ -5,11 +5,11 @@
  *
  * An entry is one 8-byte atomic word, and every key has one: from malloc it
  * would cost a 32-byte chunk.  Entries come from slabs instead, and dead ones
- * are recycled through two free lists: one private to the mutex holder, one
- * that grace-period callbacks push to (lock-free; the mutex holder takes it
+ * are recycled through two free lists per shard: one private to the holder
+ * of the shard's mutex, one that grace-period callbacks push to (lock-free; the mutex holder takes it
  * whole with one exchange, so there is no ABA).  Slabs go back to the system
- * when the map is freed; in between, the entry memory of a map is bounded by
- * its peak number of keys.
+ * when the map is freed; in between, the entry memory of a shard is bounded
+ * by its peak number of keys.
  *
  * Under AddressSanitizer every entry is its own allocation instead, so a use
  * after free of an entry is caught.
@@ -35,52 +35,52 @@ static struct sm_entry *chain_next(struct sm_entry *e)
 	return atomic_load_explicit(&e->p, memory_order_relaxed);
 }
 
-struct sm_entry *sm_entry_alloc(struct syncmap *m)
+struct sm_entry *sm_entry_alloc(struct sm_shard *s)
 {
 	struct sm_entry *e;
 #ifdef SM_ENTRY_MALLOC
 	e = sm_malloc(sizeof(*e));
 #else
-	if (!m->free_entries) {
+	if (!s->free_entries) {
 		/* Pairs with the release in sm_entry_free_chain: the callback's
 		 * last touches of these entries happen before our reuse. */
-		m->free_entries = atomic_exchange_explicit(&m->freed_entries, NULL, memory_order_acquire);
+		s->free_entries = atomic_exchange_explicit(&s->freed_entries, NULL, memory_order_acquire);
 	}
-	if (!m->free_entries) {
-		size_t n = m->next_slab ? m->next_slab : SLAB_MIN;
-		struct sm_slab *s = sm_malloc(sizeof(*s) + n * sizeof(struct sm_entry));
-		if (!s)
+	if (!s->free_entries) {
+		size_t n = s->next_slab ? s->next_slab : SLAB_MIN;
+		struct sm_slab *slab = sm_malloc(sizeof(*slab) + n * sizeof(struct sm_entry));
+		if (!slab)
 			return NULL;
-		s->n = n;
-		s->next = m->slabs;
-		m->slabs = s;
-		m->next_slab = n < SLAB_MAX ? 2 * n : SLAB_MAX;
+		slab->n = n;
+		slab->next = s->slabs;
+		s->slabs = slab;
+		s->next_slab = n < SLAB_MAX ? 2 * n : SLAB_MAX;
 		for (size_t i = 0; i < n; i++)
-			atomic_init(&s->e[i].p, i + 1 < n ? (void *)&s->e[i + 1] : NULL);
-		m->free_entries = &s->e[0];
+			atomic_init(&slab->e[i].p, i + 1 < n ? (void *)&slab->e[i + 1] : NULL);
+		s->free_entries = &slab->e[0];
 	}
-	e = m->free_entries;
-	m->free_entries = chain_next(e);
+	e = s->free_entries;
+	s->free_entries = chain_next(e);
 #endif
 	if (e) {
 		atomic_init(&e->p, NULL);
-		m->entries_live++;
+		s->entries_live++;
 	}
 	return e;
 }
 
-void sm_entry_free_locked(struct syncmap *m, struct sm_entry *e)
+void sm_entry_free_locked(struct sm_shard *s, struct sm_entry *e)
 {
-	m->entries_live--;
+	s->entries_live--;
 #ifdef SM_ENTRY_MALLOC
 	sm_free(e);
 #else
-	atomic_store_explicit(&e->p, (void *)m->free_entries, memory_order_relaxed);
-	m->free_entries = e;
+	atomic_store_explicit(&e->p, (void *)s->free_entries, memory_order_relaxed);
+	s->free_entries = e;
 #endif
 }
 
-void sm_entry_free_chain(struct syncmap *m, struct sm_entry *first, struct sm_entry *last, long n)
+void sm_entry_free_chain(struct sm_shard *s, struct sm_entry *first, struct sm_entry *last, long n)
 {
 	if (!first)
 		return;
@@ -92,24 +92,24 @@ void sm_entry_free_chain(struct syncmap *m, struct sm_entry *first, struct sm_en
 		first = next;
 	}
 #else
-	struct sm_entry *head = atomic_load_explicit(&m->freed_entries, memory_order_relaxed);
+	struct sm_entry *head = atomic_load_explicit(&s->freed_entries, memory_order_relaxed);
 	do
 		atomic_store_explicit(&last->p, (void *)head, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak_explicit(&m->freed_entries, &head, first, memory_order_release,
+	while (!atomic_compare_exchange_weak_explicit(&s->freed_entries, &head, first, memory_order_release,
 						      memory_order_relaxed));
 #endif
-	atomic_fetch_add_explicit(&m->freed_count, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->freed_count, n, memory_order_relaxed);
 }
 
-void sm_entries_destroy(struct syncmap *m)
+void sm_entries_destroy(struct sm_shard *s)
 {
-	struct sm_slab *s = m->slabs;
-	while (s) {
-		struct sm_slab *next = s->next;
-		sm_free(s);
-		s = next;
+	struct sm_slab *slab = s->slabs;
+	while (slab) {
+		struct sm_slab *next = slab->next;
+		sm_free(slab);
+		slab = next;
 	}
-	m->slabs = NULL;
-	m->free_entries = NULL;
-	atomic_store(&m->freed_entries, NULL);
+	s->slabs = NULL;
+	s->free_entries = NULL;
+	atomic_store(&s->freed_entries, NULL);
 }

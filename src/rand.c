@@ -12,8 +12,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-static _Thread_local uint64_t rng_state;
-static _Thread_local bool rng_seeded;
+/* initial-exec: see SM_TLS in syncmap_impl.h */
+static _Thread_local __attribute__((tls_model("initial-exec"))) uint64_t rng_state;
+static _Thread_local __attribute__((tls_model("initial-exec"))) bool rng_seeded;
 
 static void rng_seed(void)
 {
@@ -45,4 +46,9 @@ uint64_t sm_random_seed(void)
 		s = sm_rand64();
 	while (s == 0);
 	return s;
+}
+
+void sm_rand_after_fork(void)
+{
+	rng_seeded = false;
 }

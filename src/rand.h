@@ -18,4 +18,8 @@ uint64_t sm_rand64(void);
 /* A random nonzero 64-bit hash seed. */
 uint64_t sm_random_seed(void);
 
+/* In a forked child: reseed this thread's generator from getrandom(2) on
+ * its next use, so the child does not draw the parent's numbers. */
+void sm_rand_after_fork(void);
+
 #endif

@@ -439,9 +439,14 @@ static bool es_fn(const void *key, size_t klen, void *val, void *ctx)
 	return ++c->calls < c->stop_after;
 }
 
+/* Range promotes before it visits: the whole map with one shard (Go's
+ * Range), and with shards every shard it visits, so a range that stops
+ * early leaves the shards it did not reach amended, while a full range
+ * leaves none. */
 static void test_early_stop(void)
 {
-	M = syncmap_new(NULL);
+	struct syncmap_options o = {.shards = test_shards()};
+	M = syncmap_new(&o);
 	for (long i = 0; i < 500; i++)
 		ASSERT_EQ(syncmap_store(M, &i, sizeof(i), (void *)(uintptr_t)i), 0);
 	struct syncmap_stats st;
@@ -452,7 +457,8 @@ static void test_early_stop(void)
 		syncmap_range(M, es_fn, &c);
 		ASSERT_EQ(c.calls, stop_after < 500 ? stop_after : 500);
 		syncmap_stats(M, &st);
-		ASSERT_FALSE(st.amended); /* Range promoted first, even stopping early */
+		if (st.shards == 1 || stop_after > 500)
+			ASSERT_FALSE(st.amended); /* promoted first, even stopping early */
 		/* a new key: amended again for the next round */
 		long k = 1000 + stop_after;
 		ASSERT_EQ(syncmap_store(M, &k, sizeof(k), NULL), 0);

@@ -1,0 +1,709 @@
+/*
+ * shard.c - one shard: Go's sync.Map over RCU-protected gomap snapshots.
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Read next to Go 1.19's src/sync/map.go (plus Swap/CompareAndSwap/
+ * CompareAndDelete from 1.20 and Clear from 1.23).  Each operation first
+ * looks in the shard's read snapshot without any lock; only a key the
+ * snapshot lacks while the dirty map holds keys the snapshot does not
+ * ("amended"), or an entry expunged from it, takes the shard's mutex.  Data
+ * structures and the entry state machine: syncmap_impl.h.
+ *
+ * Every function here runs inside an RCU read section (the front, syncmap.c,
+ * opens it), so whatever snapshot, entry or value it reached stays allocated
+ * until it returns.
+ *
+ * The dirty map is built incrementally: Go copies the whole snapshot into a
+ * new dirty map on the first new key after a promotion (O(n) under the
+ * mutex); here that first new key only creates the dirty map and every
+ * critical section then copies a bounded slice (COPY_BUDGET_PER_OP
+ * buckets), adopting the snapshot's key blocks (no key is copied or
+ * rehashed).  The dirty map is promoted only once it holds every live key
+ * of the snapshot, which is what Go's dirtyLocked guarantees at once.
+ */
+#include "shard.h"
+
+#include <errno.h>
+#include <time.h>
+
+#include "alloc.h"
+
+/* Snapshot buckets copied into the dirty map per critical section: each
+ * bucket is at most 8 entries, so the mutex is never held for more than a
+ * few hundred nanoseconds of copying. */
+#define COPY_BUDGET_PER_OP 2
+/* Range must finish the copy before it can promote; it does so in slices of
+ * this many buckets, releasing the mutex in between. */
+#define RANGE_COPY_BUDGET 8
+
+_Static_assert((COPY_BUDGET_PER_OP + RANGE_COPY_BUDGET) * (1 + bucketCnt) + 2 <= SYNCMAP_MAX_LOCKED_WORK,
+	       "the locked-work bound holds");
+_Static_assert((COPY_BUDGET_PER_OP + RANGE_COPY_BUDGET) * (1 + bucketCnt) * KEY_INLINE_MAX <=
+		       SYNCMAP_MAX_LOCKED_KEY_BYTES,
+	       "only keys of at most KEY_INLINE_MAX bytes are hashed by the copy");
+
+/*
+ * Go promotes the dirty map once the misses reach its length, so a dirty
+ * map of one key is promoted by its first miss.  A server that stores a
+ * fresh key per request, reads it and deletes it (Go issue 40999's
+ * pattern) then promotes, allocates a table and retires one every request:
+ * measured 10-22 thousand snapshots waiting for a grace period and RSS
+ * swinging 26-53 MiB for an empty map.  A floor on the misses makes such
+ * a map promote once per PROMOTE_MIN_MISSES requests; the misses cost what
+ * they cost before (the mutex).  Larger dirty maps follow Go's rule.
+ */
+#define PROMOTE_MIN_MISSES 64
+
+/* Internal result of the lock-free attempts: the entry was expunged, so
+ * the operation must take the mutex and look in the dirty map. */
+#define RETRY_LOCKED 2
+
+/* ===================================================================== */
+/* --- Tables --------------------------------------------------------------- */
+
+/* A table for the dirty map, presized for `hint` keys, with the filter it
+ * will need once promoted to snapshot. */
+static struct sm_table *table_new(struct sm_shard *s, size_t hint)
+{
+	struct sm_table *t = sm_malloc(sizeof(*t));
+	if (!t)
+		return NULL;
+	memset(t, 0, sizeof(*t));
+	t->shard = s;
+	size_t words = sm_filter_words_for(hint);
+	t->filter = sm_alloc_zeroed(words * sizeof(uint64_t));
+	t->filter_mask = words - 1;
+	if (!t->filter ||
+	    gomap_init(&t->g, s->m->seed, hint, GOMAP_INIT_HUGE_LATER | GOMAP_INIT_KEYS_EXTERNAL) != 0) {
+		sm_table_destroy(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* ===================================================================== */
+/* --- Lock-free entry transitions (Go's entry methods) ------------------- */
+
+/* Go's trySwap: replace a value or a deletion, never an expunged entry. */
+static bool entry_try_swap(struct sm_entry *e, void *newp, void **old)
+{
+	void *p = atomic_load_explicit(&e->p, memory_order_relaxed);
+	for (;;) {
+		if (p == EXPUNGED)
+			return false;
+		/* acq_rel: publish newp's contents; see the old box's. */
+		if (atomic_compare_exchange_weak_explicit(&e->p, &p, newp, memory_order_acq_rel,
+							  memory_order_relaxed)) {
+			*old = p;
+			return true;
+		}
+	}
+}
+
+/* Go's tryLoadOrStore.  Returns 1 (loaded), 0 (stored *newp, consumed),
+ * RETRY_LOCKED (expunged) or -ENOMEM (the box could not be allocated). */
+static int entry_try_load_or_store(struct syncmap *m, struct sm_entry *e, void *val, void **newp,
+				   void **actual)
+{
+	void *p = atomic_load_explicit(&e->p, memory_order_acquire);
+	for (;;) {
+		if (p == EXPUNGED)
+			return RETRY_LOCKED;
+		if (p) {
+			if (actual)
+				*actual = decode_value(m, p);
+			return 1;
+		}
+		if (!*newp && !(*newp = sm_value_new(m, val)))
+			return -ENOMEM;
+		if (atomic_compare_exchange_weak_explicit(&e->p, &p, *newp, memory_order_acq_rel,
+							  memory_order_acquire)) {
+			*newp = NULL;
+			sm_len_add(m, 1);
+			if (actual)
+				*actual = val;
+			return 0;
+		}
+	}
+}
+
+/* Go's delete: 1 (deleted, *old set), 0 (already deleted), RETRY_LOCKED. */
+static int entry_try_delete(struct sm_entry *e, void **old)
+{
+	void *p = atomic_load_explicit(&e->p, memory_order_acquire);
+	for (;;) {
+		if (p == NULL)
+			return 0;
+		if (p == EXPUNGED)
+			return RETRY_LOCKED;
+		if (atomic_compare_exchange_weak_explicit(&e->p, &p, NULL, memory_order_acq_rel,
+							  memory_order_acquire)) {
+			*old = p;
+			return 1;
+		}
+	}
+}
+
+/* Go's tryCompareAndSwap: 1, 0 (absent or unequal: nothing allocated),
+ * RETRY_LOCKED or -ENOMEM.  The replaced value is retired (kept when it is
+ * the new value itself). */
+static int entry_try_cas(struct syncmap *m, struct sm_entry *e, void *old, void *new_, void **newp)
+{
+	void *p = atomic_load_explicit(&e->p, memory_order_acquire);
+	for (;;) {
+		if (p == EXPUNGED)
+			return RETRY_LOCKED;
+		if (!p || decode_value(m, p) != old)
+			return 0;
+		if (!*newp && !(*newp = sm_value_new(m, new_)))
+			return -ENOMEM;
+		if (atomic_compare_exchange_weak_explicit(&e->p, &p, *newp, memory_order_acq_rel,
+							  memory_order_acquire)) {
+			*newp = NULL;
+			sm_value_retire(m, p, old == new_);
+			return 1;
+		}
+	}
+}
+
+/* CompareAndDelete's entry step: 1 (deleted, *removed set), 0, RETRY_LOCKED. */
+static int entry_try_cad(struct syncmap *m, struct sm_entry *e, void *old, void **removed)
+{
+	void *p = atomic_load_explicit(&e->p, memory_order_acquire);
+	for (;;) {
+		if (p == EXPUNGED)
+			return RETRY_LOCKED;
+		if (!p || decode_value(m, p) != old)
+			return 0;
+		if (atomic_compare_exchange_weak_explicit(&e->p, &p, NULL, memory_order_acq_rel,
+							  memory_order_acquire)) {
+			*removed = p;
+			return 1;
+		}
+	}
+}
+
+/* ===================================================================== */
+/* --- Incremental dirty map construction (Go's dirtyLocked) ------------- */
+
+static int expunged_reserve(struct sm_table *t)
+{
+	if (t->nexpunged < t->capexpunged)
+		return 0;
+	size_t cap = t->capexpunged ? 2 * t->capexpunged : 16;
+	struct sm_expunged *a = sm_malloc(cap * sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	if (t->nexpunged)
+		memcpy(a, t->expunged, t->nexpunged * sizeof(*a));
+	sm_free(t->expunged);
+	t->expunged = a;
+	t->capexpunged = cap;
+	return 0;
+}
+
+/* Go's tryExpungeLocked: a deleted entry is left out of the dirty map and
+ * marked so that lock-free writers stop using it.  The snapshot it came
+ * from owns it (and its key block) from now on.  If the owner list cannot
+ * grow, the entry is copied instead (NULL and all). */
+static bool try_expunge(struct sm_table *src, struct sm_entry *e, uint64_t key)
+{
+	void *p = atomic_load_explicit(&e->p, memory_order_relaxed);
+	while (p == NULL) {
+		if (expunged_reserve(src) != 0)
+			return false;
+		if (atomic_compare_exchange_weak_explicit(&e->p, &p, EXPUNGED, memory_order_acq_rel,
+							  memory_order_relaxed)) {
+			src->expunged[src->nexpunged++] = (struct sm_expunged){e, key};
+			return true;
+		}
+	}
+	return p == EXPUNGED; /* cannot happen: only this copy expunges */
+}
+
+/* Copy up to `budget` snapshot buckets into the dirty map.  Returns false
+ * when it is stuck on an allocation failure (it will retry next time).
+ * Its allocations are the map's business, not the caller's: errno is kept. */
+static bool copy_step(struct sm_shard *s, size_t budget)
+{
+	struct sm_table *src = s->copy_src;
+	if (!src)
+		return true;
+	int saved_errno = errno;
+	bool ok = true;
+	if (s->copy_pending) {
+		if (gomap_put_h(&s->dirty->g, &s->copy_pending_key, s->copy_pending_hash, s->copy_pending) != 0) {
+			ok = false;
+			goto out;
+		}
+		s->copy_pending = NULL;
+		s->op_work++;
+	}
+	for (;;) {
+		const void *k;
+		size_t klen, before = budget;
+		void **slot;
+		int r = gomap_walk_next(&s->copy_walk, &budget, &k, &klen, &slot);
+		s->op_work += before - budget;
+		if (r < 0)
+			break;
+		if (r == 0) {
+			s->copy_src = NULL; /* dirty now holds every live key of read */
+			break;
+		}
+		struct sm_entry *e = *slot;
+		struct gomap_probe probe;
+		uint64_t hash = gomap_walk_probe(&s->copy_walk, &probe);
+		if (probe.code != KEY_INDIRECT)
+			s->op_key_bytes += probe.klen; /* rehashed; long keys carry their hash */
+		if (try_expunge(src, e, probe.code == KEY_INDIRECT ? probe.word : 0))
+			continue;
+		s->op_work++;
+		/* The dirty map adopts the snapshot's key block (KEYS_EXTERNAL). */
+		if (gomap_put_h(&s->dirty->g, &probe, hash, e) != 0) {
+			/* Out of memory: keep the entry for the next slice. */
+			s->copy_pending = e;
+			s->copy_pending_key = probe;
+			s->copy_pending_hash = hash;
+			ok = false;
+			break;
+		}
+	}
+out:
+	errno = saved_errno;
+	return ok;
+}
+
+/* The first new key after a promotion: create the dirty map and start the
+ * copy (Go copies everything right here).  Presized for the snapshot's keys
+ * so the copy does not grow it. */
+static int start_dirty(struct sm_shard *s, struct sm_table *rt)
+{
+	struct sm_table *d = table_new(s, gomap_len(&rt->g));
+	if (!d)
+		return -ENOMEM;
+	s->dirty = d;
+	if (gomap_len(&rt->g) > 0) {
+		s->copy_src = rt;
+		gomap_walk_init(&s->copy_walk, &rt->g, 0);
+		s->copy_pending = NULL;
+	}
+	return 0;
+}
+
+/* ===================================================================== */
+/* --- The mutex, misses and promotion ------------------------------------ */
+
+static void lock(struct sm_shard *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->locked_ops++;
+	s->op_work = 0;
+	s->op_key_bytes = 0;
+	copy_step(s, COPY_BUDGET_PER_OP);
+}
+
+static void unlock(struct sm_shard *s)
+{
+	if (s->op_work > s->max_locked_work)
+		s->max_locked_work = s->op_work;
+	if (s->op_key_bytes > s->max_locked_key_bytes)
+		s->max_locked_key_bytes = s->op_key_bytes;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Publish the dirty map as the new snapshot: one release store.  The old
+ * snapshot goes after a grace period, with the entries expunged from it. */
+static void promote(struct sm_shard *s)
+{
+	struct sm_table *old = read_table(atomic_load_explicit(&s->read, memory_order_relaxed));
+	gomap_advise_huge(&s->dirty->g); /* read-only from now on */
+	/* Release: the dirty map's buckets and entries, written under the
+	 * mutex, before any reader that acquires the new pointer. */
+	atomic_store_explicit(&s->read, (uintptr_t)s->dirty, memory_order_release);
+	s->dirty = NULL;
+	s->misses = 0;
+	s->promotions++;
+	if (old != &s->empty)
+		sm_table_retire_snapshot(s->m, old);
+}
+
+/* Go's missLocked: promote once the misses would have paid for a copy. */
+static void miss_locked(struct sm_shard *s)
+{
+	s->misses++;
+	s->misses_total++;
+	if (!s->dirty || s->copy_src)
+		return; /* not yet: dirty still lacks some of the snapshot */
+	size_t need = gomap_len(&s->dirty->g);
+	if (need < PROMOTE_MIN_MISSES)
+		need = PROMOTE_MIN_MISSES;
+	if (s->misses < need)
+		return;
+	promote(s);
+}
+
+/* Under the mutex: the entry for k, from the snapshot unless it is missing
+ * or expunged there, else from the dirty map (*in_dirty set: the caller
+ * counts a miss as Go does). */
+static struct sm_entry *locked_find(struct sm_shard *s, const struct sm_key *k, bool *in_dirty)
+{
+	uintptr_t r = atomic_load_explicit(&s->read, memory_order_relaxed);
+	struct sm_entry *e = table_lookup(read_table(r), k);
+	*in_dirty = false;
+	if (e && atomic_load_explicit(&e->p, memory_order_relaxed) != EXPUNGED)
+		return e;
+	if (!read_amended(r) || !s->dirty)
+		return NULL;
+	*in_dirty = true;
+	return table_lookup(s->dirty, k);
+}
+
+/* Is k surely a new key?  The snapshot has no entry for it and the filter
+ * says the dirty map cannot hold it either (barring a race). */
+static inline bool looks_new(const struct sm_entry *e, uintptr_t r, const struct sm_key *k)
+{
+	return !e && !need_dirty(r, k);
+}
+
+/* A new long key's block, made before taking the mutex so the copy of the
+ * caller's bytes is not done under it.  Returns false on ENOMEM.  Short
+ * keys need none. */
+static bool key_prepare(const struct sm_key *k, struct gkey **block)
+{
+	*block = NULL;
+	if (k->probe.code != KEY_INDIRECT)
+		return true;
+	*block = gomap_key_new(k->probe.key, k->probe.klen, k->hash);
+	return *block != NULL;
+}
+
+/* A key in neither map: a new entry in the dirty map.  `block` is the
+ * key's block (long keys; consumed on success). */
+static int insert_new_locked(struct sm_shard *s, const struct sm_key *k, struct gkey **block, void *newp)
+{
+	uintptr_t r = atomic_load_explicit(&s->read, memory_order_relaxed);
+	if (!read_amended(r)) {
+		if (!s->dirty) {
+			if (start_dirty(s, read_table(r)) != 0)
+				return -ENOMEM;
+			/* This critical section's copy slice (lock() had none to
+			 * do): a small snapshot is copied at once. */
+			copy_step(s, COPY_BUDGET_PER_OP);
+		}
+		atomic_store_explicit(&s->read, r | READ_AMENDED, memory_order_release);
+	}
+	struct gomap_probe probe = k->probe;
+	if (probe.code == KEY_INDIRECT) {
+		if (!*block && !(*block = gomap_key_new(probe.key, probe.klen, k->hash)))
+			return -ENOMEM;
+		probe.word = (uint64_t)(uintptr_t)*block;
+	}
+	struct sm_entry *e = sm_entry_alloc(s);
+	if (!e)
+		return -ENOMEM;
+	/* Before the key can be found: see filter.h. */
+	struct sm_table *rt = read_table(r);
+	sm_filter_add(rt->filter, rt->filter_mask, k->hash);
+	/* Relaxed: readers reach e only through a later promotion (release)
+	 * or under the mutex. */
+	atomic_store_explicit(&e->p, newp, memory_order_relaxed);
+	if (gomap_put_h(&s->dirty->g, &probe, k->hash, e) != 0) {
+		sm_entry_free_locked(s, e);
+		return -ENOMEM;
+	}
+	*block = NULL; /* the dirty map owns it now */
+	sm_len_add(s->m, 1);
+	return 0;
+}
+
+/* ===================================================================== */
+/* --- Operations ------------------------------------------------------------ */
+
+void *sm_shard_load_locked(struct sm_shard *s, const struct sm_key *k)
+{
+	bool in_dirty;
+	lock(s);
+	struct sm_entry *e = locked_find(s, k, &in_dirty);
+	void *p = e ? atomic_load_explicit(&e->p, memory_order_acquire) : NULL;
+	if (in_dirty)
+		miss_locked(s);
+	unlock(s);
+	return p;
+}
+
+int sm_shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, void **oldp)
+{
+	void *old = NULL;
+	int ret = 0;
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(s, k, &r);
+	if (!e || !entry_try_swap(e, newp, &old)) {
+		struct gkey *block = NULL;
+		if (looks_new(e, r, k) && !key_prepare(k, &block))
+			return -ENOMEM;
+		bool in_dirty;
+		lock(s);
+		e = locked_find(s, k, &in_dirty);
+		if (e) /* under the mutex nobody can expunge it */
+			old = atomic_exchange_explicit(&e->p, newp, memory_order_acq_rel);
+		else
+			ret = insert_new_locked(s, k, &block, newp);
+		unlock(s);
+		sm_free(block);
+	}
+	if (ret < 0)
+		return ret;
+	if (old) {
+		*oldp = old;
+		return 1;
+	}
+	if (e)
+		sm_len_add(s->m, 1); /* a deleted entry came back to life */
+	return 0;
+}
+
+int sm_shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val, void **actual)
+{
+	struct syncmap *m = s->m;
+	void *newp = NULL;
+	int ret = RETRY_LOCKED;
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(s, k, &r);
+	if (e)
+		ret = entry_try_load_or_store(m, e, val, &newp, actual);
+	if (ret == RETRY_LOCKED) {
+		struct gkey *block = NULL;
+		if (looks_new(e, r, k)) {
+			/* Make what a new key needs before taking the mutex. */
+			if (!newp && !(newp = sm_value_new(m, val)))
+				return -ENOMEM;
+			if (!key_prepare(k, &block)) {
+				sm_value_discard(m, newp);
+				return -ENOMEM;
+			}
+		}
+		bool in_dirty;
+		lock(s);
+		e = locked_find(s, k, &in_dirty);
+		if (e) {
+			ret = entry_try_load_or_store(m, e, val, &newp, actual);
+			if (in_dirty)
+				miss_locked(s);
+		} else if (!newp && !(newp = sm_value_new(m, val))) {
+			ret = -ENOMEM;
+		} else if ((ret = insert_new_locked(s, k, &block, newp)) == 0) {
+			newp = NULL;
+			if (actual)
+				*actual = val;
+		}
+		unlock(s);
+		sm_free(block);
+	}
+	if (newp)
+		sm_value_discard(m, newp);
+	return ret;
+}
+
+int sm_shard_delete(struct sm_shard *s, const struct sm_key *k, void **oldp)
+{
+	void *old = NULL;
+	int t = RETRY_LOCKED;
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(s, k, &r);
+	if (e)
+		t = entry_try_delete(e, &old);
+	if (t == RETRY_LOCKED && !need_dirty(r, k))
+		t = 0;
+	if (t == RETRY_LOCKED) {
+		bool in_dirty;
+		uint64_t key_word = 0;
+		lock(s);
+		e = locked_find(s, k, &in_dirty);
+		t = 0;
+		if (e && !in_dirty) {
+			t = entry_try_delete(e, &old);
+		} else if (e) {
+			/* Only the dirty map holds e (no snapshot ever did), and
+			 * only mutex holders touch it: remove and free it now,
+			 * with its key block (Go issue 40999: deleted keys must
+			 * not linger). */
+			old = atomic_load_explicit(&e->p, memory_order_relaxed);
+			t = old != NULL;
+			gomap_delete_h(&s->dirty->g, &k->probe, k->hash, NULL, &key_word);
+			sm_entry_free_locked(s, e);
+		}
+		if (in_dirty)
+			miss_locked(s);
+		unlock(s);
+		if (k->probe.code == KEY_INDIRECT)
+			sm_free((void *)(uintptr_t)key_word);
+	}
+	if (t == 1) {
+		sm_len_add(s->m, -1);
+		*oldp = old;
+	}
+	return t;
+}
+
+int sm_shard_compare_and_swap(struct sm_shard *s, const struct sm_key *k, void *old, void *new_)
+{
+	struct syncmap *m = s->m;
+	void *newp = NULL;
+	int t = RETRY_LOCKED;
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(s, k, &r);
+	if (e)
+		t = entry_try_cas(m, e, old, new_, &newp);
+	if (t == RETRY_LOCKED && !need_dirty(r, k))
+		t = 0;
+	if (t == RETRY_LOCKED) {
+		bool in_dirty;
+		lock(s);
+		e = locked_find(s, k, &in_dirty);
+		t = 0;
+		if (e) {
+			t = entry_try_cas(m, e, old, new_, &newp);
+			if (in_dirty)
+				miss_locked(s);
+		}
+		unlock(s);
+	}
+	if (newp)
+		sm_value_discard(m, newp);
+	return t;
+}
+
+int sm_shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void *old, void **removed)
+{
+	struct syncmap *m = s->m;
+	int t = RETRY_LOCKED;
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(s, k, &r);
+	if (e)
+		t = entry_try_cad(m, e, old, removed);
+	if (t == RETRY_LOCKED && !need_dirty(r, k))
+		t = 0;
+	if (t == RETRY_LOCKED) {
+		bool in_dirty;
+		lock(s);
+		e = locked_find(s, k, &in_dirty);
+		/* Like Go, a key only in the dirty map stays there with its
+		 * entry deleted; the next copy expunges it. */
+		t = e ? entry_try_cad(m, e, old, removed) : 0;
+		if (in_dirty)
+			miss_locked(s);
+		unlock(s);
+	}
+	if (t == 1)
+		sm_len_add(m, -1);
+	return t;
+}
+
+/* ===================================================================== */
+/* --- Range, Clear, stats, teardown --------------------------------------- */
+
+uintptr_t sm_shard_range_snapshot(struct sm_shard *s)
+{
+	uintptr_t r = atomic_load_explicit(&s->read, memory_order_acquire);
+	if (!read_amended(r))
+		return r;
+	/* Range needs the dirty map promoted; finish its copy first, a slice
+	 * per critical section so writers are never held up for long.  If
+	 * the copy is stuck for lack of memory, wait for memory (with backoff)
+	 * rather than spin: promotion is what lets range see every key. */
+	long backoff_ns = 0;
+	lock(s);
+	for (;;) {
+		if (!read_amended(atomic_load_explicit(&s->read, memory_order_relaxed)))
+			break;
+		if (s->copy_src) {
+			bool ok = copy_step(s, RANGE_COPY_BUDGET);
+			if (s->copy_src) {
+				unlock(s);
+				if (!ok) {
+					backoff_ns = backoff_ns ? (backoff_ns < 50000000 ? 2 * backoff_ns : backoff_ns)
+								: 100000;
+					nanosleep(&(struct timespec){.tv_nsec = backoff_ns}, NULL);
+				} else {
+					backoff_ns = 0;
+				}
+				lock(s);
+				continue;
+			}
+		}
+		promote(s);
+		break;
+	}
+	unlock(s);
+	return atomic_load_explicit(&s->read, memory_order_acquire);
+}
+
+bool sm_shard_is_empty(struct sm_shard *s)
+{
+	uintptr_t r = atomic_load_explicit(&s->read, memory_order_acquire);
+	return !read_amended(r) && gomap_len(&read_table(r)->g) == 0;
+}
+
+void sm_shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct sm_table **dirty)
+{
+	struct sm_table *rt = read_table(atomic_load_explicit(&s->read, memory_order_relaxed));
+	*read = rt == &s->empty ? NULL : rt;
+	*dirty = s->dirty;
+	atomic_store_explicit(&s->read, (uintptr_t)&s->empty, memory_order_release);
+	s->dirty = NULL;
+	s->copy_src = NULL;
+	s->copy_pending = NULL;
+	s->misses = 0;
+	/* No key is dirty-only any more (a reader still holding the old
+	 * snapshot may see bits vanish: those keys are cleared anyway). */
+	for (size_t i = 0; i <= s->empty.filter_mask; i++)
+		atomic_store_explicit(&s->empty_filter[i], 0, memory_order_relaxed);
+}
+
+void sm_shard_lock(struct sm_shard *s)
+{
+	lock(s);
+}
+
+void sm_shard_unlock(struct sm_shard *s)
+{
+	unlock(s);
+}
+
+void sm_shard_stats_add(struct sm_shard *s, struct syncmap_stats *st)
+{
+	pthread_mutex_lock(&s->mu);
+	uintptr_t r = atomic_load_explicit(&s->read, memory_order_relaxed);
+	st->read_keys += gomap_len(&read_table(r)->g);
+	st->dirty_keys += s->dirty ? gomap_len(&s->dirty->g) : 0;
+	st->amended |= read_amended(r);
+	st->building |= s->copy_src != NULL;
+	st->promotions += s->promotions;
+	st->misses += s->misses_total;
+	st->locked_ops += s->locked_ops;
+	if (s->max_locked_work > st->max_locked_work)
+		st->max_locked_work = s->max_locked_work;
+	if (s->max_locked_key_bytes > st->max_locked_key_bytes)
+		st->max_locked_key_bytes = s->max_locked_key_bytes;
+	st->entries += (uint64_t)(s->entries_live - atomic_load_explicit(&s->freed_count, memory_order_relaxed));
+	pthread_mutex_unlock(&s->mu);
+}
+
+struct sm_shard *sm_shard_new(struct syncmap *m)
+{
+	struct sm_shard *s = sm_aligned_alloc(SM_CACHELINE, sizeof(*s));
+	if (!s)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	s->m = m;
+	pthread_mutex_init(&s->mu, NULL);
+	/* no allocation for hint 0 */
+	gomap_init(&s->empty.g, m->seed, 0, GOMAP_INIT_KEYS_EXTERNAL);
+	s->empty.shard = s;
+	s->empty.filter = s->empty_filter;
+	s->empty.filter_mask = SM_EMPTY_FILTER_WORDS - 1;
+	atomic_init(&s->read, (uintptr_t)&s->empty);
+	return s;
+}

@@ -1,0 +1,103 @@
+/*
+ * shard.h - one shard's operations (shard.c), for the front (syncmap.c).
+ * Not installed.
+ *
+ * SPDX-License-Identifier: MIT
+ *
+ * Every function is called inside an RCU read section, with the shard the
+ * key's hash selects.  Values are encoded entry words (see syncmap_impl.h):
+ * the front encodes what it stores and decodes and retires what comes out.
+ */
+#ifndef SM_SHARD_H
+#define SM_SHARD_H
+
+#include "syncmap_impl.h"
+
+/* A key hashed once per operation: every table of a map shares the seed. */
+struct sm_key {
+	struct gomap_probe probe;
+	uint64_t hash;
+};
+
+static inline __attribute__((always_inline)) void sm_key_init(const struct syncmap *m, struct sm_key *k,
+							       const void *key, size_t klen)
+{
+	gomap_probe_init(&k->probe, key, klen);
+	k->hash = sm_hash(key, klen, m->seed);
+}
+
+static inline struct sm_entry *table_lookup(const struct sm_table *t, const struct sm_key *k)
+{
+	void **slot = gomap_lookup_h(&t->g, &k->probe, k->hash);
+	return slot ? *slot : NULL;
+}
+
+/* The lock-free first step of every keyed operation: the snapshot (its
+ * word in *r) and the key's entry in it, or NULL. */
+static inline struct sm_entry *snapshot_find(struct sm_shard *s, const struct sm_key *k, uintptr_t *r)
+{
+	*r = atomic_load_explicit(&s->read, memory_order_acquire);
+	return table_lookup(read_table(*r), k);
+}
+
+/* After the snapshot had no usable entry for k (none, or expunged): must
+ * the operation take the mutex to look in the dirty map?  Only if the
+ * snapshot is amended and its filter says the key may be dirty-only. */
+static inline bool need_dirty(uintptr_t r, const struct sm_key *k)
+{
+	const struct sm_table *t = read_table(r);
+	return read_amended(r) && sm_filter_maybe(t->filter, t->filter_mask, k->hash);
+}
+
+/* The Load fast path's read of an entry.  The tsan_canary build (test only)
+ * makes it a plain load racing with the writers' CAS: the seeded race that
+ * tsan/run --canary must see reported, proving the annotations hide nothing. */
+#if SM_TSAN_CANARY
+#define entry_load_fast(e) (*(void *volatile *)(uintptr_t) & (e)->p)
+#else
+#define entry_load_fast(e) atomic_load_explicit(&(e)->p, memory_order_acquire)
+#endif
+
+/* Load's slow path, under the mutex: the key's entry word from the
+ * snapshot or the dirty map (a value, or NULL / EXPUNGED: absent). */
+void *sm_shard_load_locked(struct sm_shard *s, const struct sm_key *k);
+
+/* The key's entry word: a value, or NULL / EXPUNGED (absent).  Inlined:
+ * the Load hit path takes no lock and makes no call. */
+static inline __attribute__((always_inline)) void *sm_shard_load(struct sm_shard *s, const struct sm_key *k)
+{
+	uintptr_t r;
+	struct sm_entry *e = snapshot_find(s, k, &r);
+	void *p = e ? entry_load_fast(e) : NULL;
+	if (__builtin_expect((!e || p == EXPUNGED) && need_dirty(r, k), 0))
+		p = sm_shard_load_locked(s, k);
+	return p;
+}
+/* Store newp: 1 (replaced *oldp), 0 (new), -ENOMEM (newp not consumed). */
+int sm_shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, void **oldp);
+/* 1 (present: *actual), 0 (stored val, *actual = val), -ENOMEM. */
+int sm_shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val, void **actual);
+/* 1 (deleted: *oldp is the removed word, for the caller to retire), 0. */
+int sm_shard_delete(struct sm_shard *s, const struct sm_key *k, void **oldp);
+/* 1 (swapped; the old value retired), 0, -ENOMEM. */
+int sm_shard_compare_and_swap(struct sm_shard *s, const struct sm_key *k, void *old, void *new_);
+/* 1 (deleted: *removed for the caller to retire), 0. */
+int sm_shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void *old, void **removed);
+
+/* Range: promote the dirty map if the snapshot is amended (Go's Range),
+ * then return the snapshot word to walk. */
+uintptr_t sm_shard_range_snapshot(struct sm_shard *s);
+/* No key and no dirty-only key (Clear's fast path). */
+bool sm_shard_is_empty(struct sm_shard *s);
+/* Clear, under the shard's mutex: detach both tables (NULL when none),
+ * leaving the shard empty. */
+void sm_shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct sm_table **dirty);
+/* The mutex, with the copy slice every critical section does. */
+void sm_shard_lock(struct sm_shard *s);
+void sm_shard_unlock(struct sm_shard *s);
+void sm_shard_stats_add(struct sm_shard *s, struct syncmap_stats *st);
+/* A written shard (its own empty snapshot); NULL on ENOMEM.  reclaim.c
+ * frees it with the map. */
+struct sm_shard *sm_shard_new(struct syncmap *m);
+
+#endif
