@@ -293,10 +293,13 @@ static const char *own_expect(const struct own_op *o, char *buf, size_t n)
 	} while (0)
 
 /* A value for an owned key: NULL now and then (a valid value, distinct
- * from absence), else a fresh object or word with the key's next seq. */
+ * from absence), else a fresh object or word with the key's next seq.
+ * Never NULL over a NULL that may still be there: the same pointer stored
+ * again stays (nothing leaves the map), which the NULL ledger could not
+ * tell from a NULL that entered. */
 static void *own_new_value(struct ss_worker *w, struct own_op *o, uint64_t r)
 {
-	if ((r >> 59) == 0) /* 1 in 32 */
+	if ((r >> 59) == 0 && !(o->st->present && o->st->v == NULL)) /* 1 in 32 */
 		return NULL;
 	return new_value(w, o->key, ++o->st->seq);
 }
