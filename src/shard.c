@@ -49,11 +49,15 @@ _Static_assert((COPY_BUDGET_PER_OP + RANGE_COPY_BUDGET) * (1 + bucketCnt) * KEY_
  * fresh key per request, reads it and deletes it (Go issue 40999's
  * pattern) then promotes, allocates a table and retires one every request:
  * measured 10-22 thousand snapshots waiting for a grace period and RSS
- * swinging 26-53 MiB for an empty map.  A floor on the misses makes such
- * a map promote once per PROMOTE_MIN_MISSES requests; the misses cost what
- * they cost before (the mutex).  Larger dirty maps follow Go's rule.
+ * swinging 26-53 MiB for an empty map.  A floor on the misses spaces such
+ * promotions out; each miss costs what it cost before (the mutex), and a
+ * promotion costs a table (allocation, retirement, a grace period), worth
+ * hundreds of misses.  Measured on that pattern (tests/syncmap/memory.c,
+ * 1.5e6 cycles, 2 threads): floor 64: 78k promotions, 3.5k objects
+ * pending, 0.78 us per cycle; 256: 12k, 942, 0.30 us; 1024: 3k, 284,
+ * 0.28 us.  Larger dirty maps follow Go's rule.
  */
-#define PROMOTE_MIN_MISSES 64
+#define PROMOTE_MIN_MISSES 1024
 
 /* Internal result of the lock-free attempts: the entry was expunged, so
  * the operation must take the mutex and look in the dirty map. */

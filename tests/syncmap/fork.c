@@ -5,8 +5,9 @@
  * SPDX-License-Identifier: MIT
  *
  * The parent keeps writer threads busy on two owning maps (stores of new
- * keys, so dirty maps, promotions and retired snapshots; overwrites and
- * deletes, so retired values in stripes and batches; clears), and forks
+ * keys and ranges, so dirty maps, promotions and retired snapshots;
+ * overwrites and deletes, so retired values in stripes and batches;
+ * clears), and forks
  * again and again while they run.  Each child, under a watchdog:
  *   - reads and writes the maps it inherited (their locks must be free);
  *   - makes a new owning map, stores and deletes values in it and frees it:
@@ -93,12 +94,15 @@ static void *writer(void *arg)
 			ASSERT_EQ(syncmap_store(m, &n, sizeof(n), blk_new(n)), 0); /* a new key */
 			(void)syncmap_load(m, &n, sizeof(n), NULL);
 			syncmap_delete(m, &n, sizeof(n));
-		} else if (r < 99) {
+		} else if (r < 98) {
 			syncmap_read_lock();
 			void *v;
 			if (syncmap_load(m, &k, sizeof(k), &v) && ((struct blk *)v)->magic != BLK_MAGIC)
 				TEST_FAIL("parent: loaded a freed value");
 			syncmap_read_unlock();
+		} else if (r < 99) {
+			long visits = 0; /* promotes: retired snapshots */
+			syncmap_range(m, range_count_fn, &visits);
 		} else {
 			syncmap_clear(m);
 		}
