@@ -297,7 +297,9 @@ int syncmap_retire(struct syncmap *m, void *val)
 		return -EINVAL;
 	void *p = sm_value_new(m, val);
 	if (p) {
+		sm_rcu_read_lock(); /* registered before the stripe lock: see clear */
 		sm_value_retire(m, p, false);
+		sm_rcu_read_unlock();
 		sm_reclaim_after_op();
 		return 0;
 	}
@@ -377,6 +379,10 @@ void syncmap_clear(struct syncmap *m)
 		empty = sm_shard_is_empty(atomic_load_explicit(&m->shard[i], memory_order_acquire));
 	if (empty)
 		return;
+	/* A read section, though clear reads nothing: retiring may call
+	 * call_rcu, whose first use on a thread registers it with urcu-bp (a
+	 * lock fork holds): that must happen before we hold our mutexes. */
+	sm_rcu_read_lock();
 	/* Atomic like Go's: no shard appears (alloc_mu) and no operation runs
 	 * in any shard (every mutex, in index order) while the tables go. */
 	pthread_mutex_lock(&m->alloc_mu);
@@ -404,6 +410,7 @@ void syncmap_clear(struct syncmap *m)
 			sm_shard_unlock(s);
 	}
 	pthread_mutex_unlock(&m->alloc_mu);
+	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
 }
 
