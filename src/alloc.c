@@ -20,6 +20,7 @@
  * keeps any one free of a block this cheap. */
 #define SM_MMAP_MIN ((size_t)256 << 10)
 
+#if SM_FAULT_INJECTION
 /* Nonzero only while a test counts or arms failures. */
 static atomic_int fault_active;
 static atomic_long fault_countdown; /* > 0: allocations left before one fails */
@@ -45,6 +46,13 @@ static bool fault_should_fail(void)
 	}
 	return false;
 }
+#else
+/* Production: no countdown; the wrappers below reduce to the system call. */
+static inline bool fault_should_fail(void)
+{
+	return false;
+}
+#endif /* SM_FAULT_INJECTION */
 
 void *sm_malloc(size_t n)
 {
@@ -145,6 +153,7 @@ size_t sm_free_zeroed_step(void *p, size_t n, size_t *mapped, size_t budget)
 	return left - (whole - step);
 }
 
+#if SM_FAULT_INJECTION
 void sm_fault_arm(long n)
 {
 	atomic_store(&fault_hit, false);
@@ -173,3 +182,4 @@ bool sm_fault_fired(void)
 {
 	return atomic_load(&fault_hit);
 }
+#endif /* SM_FAULT_INJECTION */

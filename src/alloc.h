@@ -5,9 +5,10 @@
  *
  * One reason: fault injection.  Tests arm a countdown and the Nth allocation
  * from then on fails, so every -ENOMEM path of the library can be driven and
- * checked ("fails cleanly, changes nothing").  When the countdown is not
- * armed the cost is one relaxed load of a global that production code never
- * writes.
+ * checked ("fails cleanly, changes nothing").  Only builds compiled with
+ * SM_FAULT_INJECTION=1 have the countdown and the hooks below (meson's
+ * internal syncmap_testlib, which the tests and tools link); the installed
+ * library goes straight to malloc/mmap.
  *
  * Large zeroed blocks (bucket arrays) come straight from mmap: the kernel
  * hands out zero pages lazily, so allocating the array for a growing map is
@@ -43,8 +44,9 @@ void sm_advise_huge(void *p, size_t n);
  * one step. */
 size_t sm_free_zeroed_step(void *p, size_t n, size_t *mapped, size_t budget);
 
+#if SM_FAULT_INJECTION
 /*
- * Test hooks (not part of the public API; tests link the static library).
+ * Test hooks (not part of the public API; only in SM_FAULT_INJECTION builds).
  * sm_fault_arm(n): the n-th allocation from now fails (n >= 1); 0 disarms.
  * sm_fault_stop(): disarm and stop counting (back to the production path).
  * sm_fault_count_start(): start counting allocations; sm_fault_count()
@@ -56,5 +58,6 @@ void sm_fault_stop(void);
 void sm_fault_count_start(void);
 long sm_fault_count(void);
 bool sm_fault_fired(void);
+#endif /* SM_FAULT_INJECTION */
 
 #endif
