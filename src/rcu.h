@@ -20,6 +20,7 @@
 #ifndef SM_RCU_H
 #define SM_RCU_H
 
+#include <errno.h>
 #include <stdbool.h>
 
 #ifndef SM_RCU_NO_INLINE
@@ -72,7 +73,9 @@ static inline bool sm_rcu_on_callback_thread(void)
  * returns did happens before what follows. */
 static inline void sm_synchronize_rcu(void)
 {
+	int saved_errno = errno; /* liburcu's syscalls are not the caller's business */
 	synchronize_rcu();
+	errno = saved_errno;
 	sm_tsan_acquire(&sm_tsan_gp_token);
 }
 

@@ -43,6 +43,7 @@
  */
 #include "syncmap_impl.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <time.h>
 
@@ -333,7 +334,9 @@ static void stripe_flush_locked(struct syncmap *m, struct sm_stripe *st, bool ma
 {
 	if (!st->n)
 		return;
+	int saved_errno = errno; /* a failure here is absorbed: not the caller's */
 	struct sm_batch *b = sm_malloc(sizeof(*b));
+	errno = saved_errno;
 	if (!b)
 		return;
 	b->m = m;
@@ -365,10 +368,12 @@ void sm_reclaim_help(void)
 		return;
 	}
 	atomic_fetch_add_explicit(&m->reclaim_waits, 1, memory_order_relaxed);
+	int saved_errno = errno; /* the operation that helps reports nothing of it */
 	sm_synchronize_rcu();
 	struct sm_retired *first = b->first;
 	sm_free(b);
 	chain_free(m, first);
+	errno = saved_errno;
 }
 
 /* ---- the reaper ------------------------------------------------------------ */
@@ -508,9 +513,9 @@ static void map_teardown(struct syncmap *m)
 		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_relaxed);
 		if (s == &sm_shard_unwritten)
 			continue;
-		struct sm_table *read = read_table(atomic_load_explicit(&s->read, memory_order_relaxed));
+		struct sm_table *read = read_table(atomic_load_explicit(s->read, memory_order_relaxed));
 		sm_tables_free_all(m, read == &s->empty ? NULL : read, s->dirty);
-		atomic_store_explicit(&s->read, (uintptr_t)&s->empty, memory_order_relaxed);
+		atomic_store_explicit(s->read, (uintptr_t)&s->empty, memory_order_relaxed);
 		s->dirty = NULL;
 	}
 }

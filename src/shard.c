@@ -321,11 +321,11 @@ static void unlock(struct sm_shard *s)
  * snapshot goes after a grace period, with the entries expunged from it. */
 static void promote(struct sm_shard *s)
 {
-	struct sm_table *old = read_table(atomic_load_explicit(&s->read, memory_order_relaxed));
+	struct sm_table *old = read_table(atomic_load_explicit(s->read, memory_order_relaxed));
 	gomap_advise_huge(&s->dirty->g); /* read-only from now on */
 	/* Release: the dirty map's buckets and entries, written under the
 	 * mutex, before any reader that acquires the new pointer. */
-	atomic_store_explicit(&s->read, (uintptr_t)s->dirty, memory_order_release);
+	atomic_store_explicit(s->read, (uintptr_t)s->dirty, memory_order_release);
 	s->dirty = NULL;
 	s->misses = 0;
 	s->promotions++;
@@ -353,7 +353,7 @@ static void miss_locked(struct sm_shard *s)
  * counts a miss as Go does). */
 static struct sm_entry *locked_find(struct sm_shard *s, const struct sm_key *k, bool *in_dirty)
 {
-	uintptr_t r = atomic_load_explicit(&s->read, memory_order_relaxed);
+	uintptr_t r = atomic_load_explicit(s->read, memory_order_relaxed);
 	struct sm_entry *e = table_lookup(read_table(r), k);
 	*in_dirty = false;
 	if (e && atomic_load_explicit(&e->p, memory_order_relaxed) != EXPUNGED)
@@ -387,7 +387,7 @@ static bool key_prepare(const struct sm_key *k, struct gkey **block)
  * key's block (long keys; consumed on success). */
 static int insert_new_locked(struct sm_shard *s, const struct sm_key *k, struct gkey **block, void *newp)
 {
-	uintptr_t r = atomic_load_explicit(&s->read, memory_order_relaxed);
+	uintptr_t r = atomic_load_explicit(s->read, memory_order_relaxed);
 	if (!read_amended(r)) {
 		if (!s->dirty) {
 			if (start_dirty(s, read_table(r)) != 0)
@@ -396,7 +396,7 @@ static int insert_new_locked(struct sm_shard *s, const struct sm_key *k, struct 
 			 * do): a small snapshot is copied at once. */
 			copy_step(s, COPY_BUDGET_PER_OP);
 		}
-		atomic_store_explicit(&s->read, r | READ_AMENDED, memory_order_release);
+		atomic_store_explicit(s->read, r | READ_AMENDED, memory_order_release);
 	}
 	struct gomap_probe probe = k->probe;
 	if (probe.code == KEY_INDIRECT) {
@@ -610,7 +610,7 @@ int sm_shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void
 
 uintptr_t sm_shard_range_snapshot(struct sm_shard *s)
 {
-	uintptr_t r = atomic_load_explicit(&s->read, memory_order_acquire);
+	uintptr_t r = atomic_load_explicit(s->read, memory_order_acquire);
 	if (!read_amended(r))
 		return r;
 	/* Range needs the dirty map promoted; finish its copy first, a slice
@@ -620,7 +620,7 @@ uintptr_t sm_shard_range_snapshot(struct sm_shard *s)
 	long backoff_ns = 0;
 	lock(s);
 	for (;;) {
-		if (!read_amended(atomic_load_explicit(&s->read, memory_order_relaxed)))
+		if (!read_amended(atomic_load_explicit(s->read, memory_order_relaxed)))
 			break;
 		if (s->copy_src) {
 			bool ok = copy_step(s, RANGE_COPY_BUDGET);
@@ -641,21 +641,15 @@ uintptr_t sm_shard_range_snapshot(struct sm_shard *s)
 		break;
 	}
 	unlock(s);
-	return atomic_load_explicit(&s->read, memory_order_acquire);
-}
-
-bool sm_shard_is_empty(struct sm_shard *s)
-{
-	uintptr_t r = atomic_load_explicit(&s->read, memory_order_acquire);
-	return !read_amended(r) && gomap_len(&read_table(r)->g) == 0;
+	return atomic_load_explicit(s->read, memory_order_acquire);
 }
 
 void sm_shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct sm_table **dirty)
 {
-	struct sm_table *rt = read_table(atomic_load_explicit(&s->read, memory_order_relaxed));
+	struct sm_table *rt = read_table(atomic_load_explicit(s->read, memory_order_relaxed));
 	*read = rt == &s->empty ? NULL : rt;
 	*dirty = s->dirty;
-	atomic_store_explicit(&s->read, (uintptr_t)&s->empty, memory_order_release);
+	atomic_store_explicit(s->read, (uintptr_t)&s->empty, memory_order_release);
 	s->dirty = NULL;
 	s->copy_src = NULL;
 	s->copy_pending = NULL;
@@ -679,7 +673,7 @@ void sm_shard_unlock(struct sm_shard *s)
 void sm_shard_stats_add(struct sm_shard *s, struct syncmap_stats *st)
 {
 	pthread_mutex_lock(&s->mu);
-	uintptr_t r = atomic_load_explicit(&s->read, memory_order_relaxed);
+	uintptr_t r = atomic_load_explicit(s->read, memory_order_relaxed);
 	st->read_keys += gomap_len(&read_table(r)->g);
 	st->dirty_keys += s->dirty ? gomap_len(&s->dirty->g) : 0;
 	st->amended |= read_amended(r);
@@ -695,19 +689,19 @@ void sm_shard_stats_add(struct sm_shard *s, struct syncmap_stats *st)
 	pthread_mutex_unlock(&s->mu);
 }
 
-struct sm_shard *sm_shard_new(struct syncmap *m)
+struct sm_shard *sm_shard_new(struct syncmap *m, unsigned i)
 {
 	struct sm_shard *s = sm_aligned_alloc(SM_CACHELINE, sizeof(*s));
 	if (!s)
 		return NULL;
 	memset(s, 0, sizeof(*s));
 	s->m = m;
+	s->read = &m->read[i];
 	pthread_mutex_init(&s->mu, NULL);
 	/* no allocation for hint 0 */
 	gomap_init(&s->empty.g, m->seed, 0, GOMAP_INIT_KEYS_EXTERNAL);
 	s->empty.shard = s;
 	s->empty.filter = s->empty_filter;
 	s->empty.filter_mask = SM_EMPTY_FILTER_WORDS - 1;
-	atomic_init(&s->read, (uintptr_t)&s->empty);
 	return s;
 }

@@ -36,7 +36,7 @@ static inline struct sm_entry *table_lookup(const struct sm_table *t, const stru
  * word in *r) and the key's entry in it, or NULL. */
 static inline struct sm_entry *snapshot_find(struct sm_shard *s, const struct sm_key *k, uintptr_t *r)
 {
-	*r = atomic_load_explicit(&s->read, memory_order_acquire);
+	*r = atomic_load_explicit(s->read, memory_order_acquire);
 	return table_lookup(read_table(*r), k);
 }
 
@@ -63,14 +63,17 @@ static inline bool need_dirty(uintptr_t r, const struct sm_key *k)
 void *sm_shard_load_locked(struct sm_shard *s, const struct sm_key *k);
 
 /* The key's entry word: a value, or NULL / EXPUNGED (absent).  Inlined:
- * the Load hit path takes no lock and makes no call. */
-static inline __attribute__((always_inline)) void *sm_shard_load(struct sm_shard *s, const struct sm_key *k)
+ * the Load hit path takes no lock, makes no call, and reaches the snapshot
+ * through the map's read word, without touching the shard. */
+static inline __attribute__((always_inline)) void *sm_map_load(struct syncmap *m, const struct sm_key *k)
 {
-	uintptr_t r;
-	struct sm_entry *e = snapshot_find(s, k, &r);
+	unsigned i = shard_index(m, k->hash);
+	uintptr_t r = atomic_load_explicit(&m->read[i], memory_order_acquire);
+	struct sm_entry *e = table_lookup(read_table(r), k);
 	void *p = e ? entry_load_fast(e) : NULL;
 	if (__builtin_expect((!e || p == EXPUNGED) && need_dirty(r, k), 0))
-		p = sm_shard_load_locked(s, k);
+		/* amended: the shard has been written, so it exists */
+		p = sm_shard_load_locked(atomic_load_explicit(&m->shard[i], memory_order_acquire), k);
 	return p;
 }
 /* Store newp: 1 (replaced *oldp), 0 (new), -ENOMEM (newp not consumed). */
@@ -87,8 +90,6 @@ int sm_shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void
 /* Range: promote the dirty map if the snapshot is amended (Go's Range),
  * then return the snapshot word to walk. */
 uintptr_t sm_shard_range_snapshot(struct sm_shard *s);
-/* No key and no dirty-only key (Clear's fast path). */
-bool sm_shard_is_empty(struct sm_shard *s);
 /* Clear, under the shard's mutex: detach both tables (NULL when none),
  * leaving the shard empty. */
 void sm_shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct sm_table **dirty);
@@ -96,8 +97,9 @@ void sm_shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct s
 void sm_shard_lock(struct sm_shard *s);
 void sm_shard_unlock(struct sm_shard *s);
 void sm_shard_stats_add(struct sm_shard *s, struct syncmap_stats *st);
-/* A written shard (its own empty snapshot); NULL on ENOMEM.  reclaim.c
- * frees it with the map. */
-struct sm_shard *sm_shard_new(struct syncmap *m);
+/* A written shard for m's slot i (its own empty snapshot, not yet
+ * published in m->read[i]); NULL on ENOMEM.  reclaim.c frees it with the
+ * map. */
+struct sm_shard *sm_shard_new(struct syncmap *m, unsigned i);
 
 #endif

@@ -27,12 +27,13 @@ char sm_expunged_obj, sm_nilval_obj;
 
 /* The snapshot of every unwritten shard: empty, never amended, never
  * written (a write first gives the shard its own). */
-static uint64_t unwritten_filter[1];
-static struct sm_table unwritten_table = {
-	.filter = (_Atomic uint64_t *)unwritten_filter,
+static _Atomic uint64_t unwritten_filter[1];
+struct sm_table sm_table_unwritten = {
+	.filter = unwritten_filter,
 };
+static _Atomic uintptr_t unwritten_read = (uintptr_t)&sm_table_unwritten;
 struct sm_shard sm_shard_unwritten = {
-	.read = (uintptr_t)&unwritten_table,
+	.read = &unwritten_read,
 };
 
 #define AUTO_SHARDS_MAX 256
@@ -50,15 +51,19 @@ static struct sm_shard *shard_for_write(struct syncmap *m, const struct sm_key *
 	struct sm_shard *s = shard_of(m, k->hash);
 	if (__builtin_expect(s != &sm_shard_unwritten, 1))
 		return s;
-	unsigned i = (unsigned)(k->hash >> SM_SHARD_SHIFT) & m->shard_mask;
+	unsigned i = shard_index(m, k->hash);
 	pthread_mutex_lock(&m->alloc_mu);
 	s = atomic_load_explicit(&m->shard[i], memory_order_relaxed);
 	if (s == &sm_shard_unwritten) {
-		s = sm_shard_new(m);
-		/* Release: the shard's initialized fields before any thread
-		 * that acquires the pointer (shard_of). */
-		if (s)
+		s = sm_shard_new(m, i);
+		if (s) {
+			/* The shard's own empty snapshot answers like the
+			 * unwritten one; then the shard itself.  Release: its
+			 * initialized fields before any thread that acquires
+			 * either word. */
+			atomic_store_explicit(&m->read[i], (uintptr_t)&s->empty, memory_order_release);
 			atomic_store_explicit(&m->shard[i], s, memory_order_release);
+		}
 	}
 	pthread_mutex_unlock(&m->alloc_mu);
 	return s;
@@ -98,24 +103,31 @@ struct syncmap *syncmap_new(const struct syncmap_options *opts)
 		shards = syncmap_default_shards();
 	sm_fork_init();
 	unsigned stripes = stripes_for_cpus();
-	size_t head = sizeof(struct syncmap) + shards * sizeof(struct sm_shard *);
-	head = (head + SM_CACHELINE - 1) / SM_CACHELINE * SM_CACHELINE;
-	struct syncmap *m = sm_aligned_alloc(SM_CACHELINE, head + stripes * sizeof(struct sm_stripe));
+	/* One block: the struct with its read words, the shard pointers, the
+	 * stripes (cache-line aligned). */
+	size_t shard_off = sizeof(struct syncmap) + shards * sizeof(uintptr_t);
+	size_t stripe_off = shard_off + shards * sizeof(struct sm_shard *);
+	stripe_off = (stripe_off + SM_CACHELINE - 1) / SM_CACHELINE * SM_CACHELINE;
+	size_t size = stripe_off + stripes * sizeof(struct sm_stripe);
+	struct syncmap *m = sm_aligned_alloc(SM_CACHELINE, size);
 	if (!m) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	memset(m, 0, head + stripes * sizeof(struct sm_stripe));
+	memset(m, 0, size);
 	m->seed = opts && opts->seed ? opts->seed : sm_random_seed();
 	m->free_value = opts ? opts->free_value : NULL;
 	m->free_ctx = opts ? opts->free_ctx : NULL;
 	m->boxed = m->free_value != NULL;
 	m->shard_mask = shards - 1;
 	m->stripe_mask = stripes - 1;
-	m->stripes = (struct sm_stripe *)((char *)m + head);
+	m->shard = (_Atomic(struct sm_shard *) *)((char *)m + shard_off);
+	m->stripes = (struct sm_stripe *)((char *)m + stripe_off);
 	pthread_mutex_init(&m->alloc_mu, NULL);
-	for (unsigned i = 0; i < shards; i++)
+	for (unsigned i = 0; i < shards; i++) {
+		atomic_init(&m->read[i], (uintptr_t)&sm_table_unwritten);
 		atomic_init(&m->shard[i], &sm_shard_unwritten);
+	}
 	sm_registry_add(m);
 	return m;
 }
@@ -140,7 +152,7 @@ bool syncmap_load(struct syncmap *m, const void *key, size_t klen, void **val)
 	struct sm_key k;
 	sm_key_init(m, &k, key, klen);
 	sm_rcu_read_lock();
-	void *p = sm_shard_load(shard_of(m, k.hash), &k);
+	void *p = sm_map_load(m, &k);
 	bool found = is_value(p);
 	if (found && val)
 		*val = decode_value(m, p);
@@ -375,8 +387,10 @@ void syncmap_clear(struct syncmap *m)
 		return;
 	/* Go 1.23's fast path: nothing to clear. */
 	bool empty = true;
-	for (unsigned i = 0; empty && i <= m->shard_mask; i++)
-		empty = sm_shard_is_empty(atomic_load_explicit(&m->shard[i], memory_order_acquire));
+	for (unsigned i = 0; empty && i <= m->shard_mask; i++) {
+		uintptr_t r = atomic_load_explicit(&m->read[i], memory_order_acquire);
+		empty = !read_amended(r) && gomap_len(&read_table(r)->g) == 0;
+	}
 	if (empty)
 		return;
 	/* A read section, though clear reads nothing: retiring may call

@@ -6,10 +6,15 @@
  * A map is an array of shards; each shard is Go 1.19's sync.Map,
  * re-expressed without a garbage collector:
  *
- *   m->shard[i] --> struct sm_shard
- *     s->read ----> sm_table (frozen gomap: key -> sm_entry*)    read lock-free
- *                     | entries (and key blocks) shared with
- *     s->dirty ---> sm_table (gomap: key -> sm_entry*)           under s->mu
+ *   m->read[i] ----> sm_table (frozen gomap: key -> sm_entry*)  read lock-free
+ *                      | entries (and key blocks) shared with
+ *   m->shard[i] ---> struct sm_shard (mutex, misses, copy state)
+ *     s->dirty ----> sm_table (gomap: key -> sm_entry*)          under s->mu
+ *
+ * Shard i's snapshot word lives in the map, not in the shard, so a Load
+ * reaches the snapshot with one load from the map, as a single Go split
+ * would: the shard struct is touched only by writers and by lookups that
+ * must take its mutex.
  *
  * The key's hash picks the shard (bits no gomap or filter decision uses),
  * so every key lives in exactly one shard and every Go invariant holds per
@@ -174,9 +179,10 @@ struct sm_slab {
 #define SM_EMPTY_FILTER_WORDS SM_FILTER_MIN_WORDS
 
 struct sm_shard {
-	/* Read by every operation, written only when a snapshot is published
-	 * (or amended): on a line of its own so Load hits share it clean. */
-	_Alignas(SM_CACHELINE) _Atomic uintptr_t read; /* struct sm_table * | READ_AMENDED */
+	/* Read by every write: its snapshot word, m->read[index]
+	 * (struct sm_table * | READ_AMENDED), written only when a snapshot is
+	 * published (or amended). */
+	_Alignas(SM_CACHELINE) _Atomic uintptr_t *read;
 	struct syncmap *m;
 
 	/* Everything below `mu` is guarded by it unless marked atomic. */
@@ -209,8 +215,10 @@ struct sm_shard {
 	_Atomic uint64_t empty_filter[SM_EMPTY_FILTER_WORDS];
 };
 
-/* Every unwritten shard of every map: an empty snapshot, never amended. */
+/* Every unwritten shard of every map; m->read[i] of an unwritten shard is
+ * sm_table_unwritten: empty, never amended, never written. */
 extern struct sm_shard sm_shard_unwritten;
+extern struct sm_table sm_table_unwritten;
 
 #define READ_AMENDED ((uintptr_t)1)
 
@@ -289,7 +297,11 @@ struct syncmap {
 	struct rcu_head final_rcu;  /* syncmap_free that could not wait */
 	struct sm_retired *final_chain; /* that case: the stripes' leftovers */
 
-	_Alignas(SM_CACHELINE) _Atomic(struct sm_shard *) shard[];
+	/* Shard i, or &sm_shard_unwritten until its first write. */
+	_Atomic(struct sm_shard *) *shard;
+	/* Shard i's snapshot word (see the top); packed, 8 to a cache line:
+	 * written only by promotions and the first new key after one. */
+	_Alignas(SM_CACHELINE) _Atomic uintptr_t read[];
 };
 
 #define PENDING_ORPHANED (1L << 40)
@@ -301,10 +313,14 @@ struct syncmap {
 #define SM_SHARD_SHIFT 46
 _Static_assert(SYNCMAP_MAX_SHARDS <= (1u << (56 - SM_SHARD_SHIFT)), "shard bits stay below the tophash");
 
+static inline unsigned shard_index(const struct syncmap *m, uint64_t hash)
+{
+	return (unsigned)(hash >> SM_SHARD_SHIFT) & m->shard_mask;
+}
+
 static inline struct sm_shard *shard_of(const struct syncmap *m, uint64_t hash)
 {
-	return atomic_load_explicit(&((struct syncmap *)m)->shard[(hash >> SM_SHARD_SHIFT) & m->shard_mask],
-				    memory_order_acquire);
+	return atomic_load_explicit(&m->shard[shard_index(m, hash)], memory_order_acquire);
 }
 
 /* ---- thread slot and length -------------------------------------------------- */

@@ -119,11 +119,15 @@ static __attribute__((unused)) uint64_t mb_seed_random(void)
  * syncmap: the library under test, called exactly as a user calls it.
  * ===================================================================== */
 
+/* -shards N (0: automatic, the default). */
+static unsigned mb_syncmap_shards;
+
 static void *sm_be_create(size_t hint, unsigned nthreads)
 {
 	(void)hint;
 	(void)nthreads;
-	struct syncmap *m = syncmap_new(NULL); /* random seed, values are plain words */
+	/* random seed, values are plain words */
+	struct syncmap *m = syncmap_new(&(struct syncmap_options){.shards = mb_syncmap_shards});
 	if (!m)
 		mb_die("syncmap_new failed");
 	return m;

@@ -58,6 +58,10 @@
  *                          P = K/16+1: Load(K+i); if c%P == 0:
  *                          LoadOrStore(K+i, K+i) must store (checked).
  *                          In "all" only with -latency.
+ *   InFlight               (Go issue 40999's in-flight requests) setup
+ *                          Store(0,0); prime over [0,1); op k = 2^40 + i:
+ *                          Store(k,k); Load(k) must hit (checked);
+ *                          Delete(k); Load(0).  One op is one cycle.
  * "prime over [0,S)" = Load(j % S) for j < 2S.  rng = xorshift64* seeded
  * with splitmix64(w + 1 + seed) (stress/common.h).  Values are the words
  * the Go program boxes (k, i, stores).  Keys: -keytype int = the 8 bytes of
@@ -154,7 +158,8 @@ static long long rss_now(void)
 	X(ReadMostly99, __VA_ARGS__)                                                                   \
 	X(ReadMostly90, __VA_ARGS__)                                                                   \
 	X(Churn, __VA_ARGS__)                                                                          \
-	X(StoreLatency, __VA_ARGS__)
+	X(StoreLatency, __VA_ARGS__)                                                                   \
+	X(InFlight, __VA_ARGS__)
 
 enum shape_id {
 #define X_ENUM(SH, ...) S_##SH,
@@ -460,6 +465,20 @@ static inline __attribute__((always_inline)) void body_tmpl(const struct mb_ops 
 		}
 		break;
 	}
+	case S_InFlight: {
+		unsigned char kb0[SM_KEY_MAX];
+		size_t kl0 = KT ? mb_key_str32(0, kb0) : sm_key_int(0, kb0);
+		for (; w_next(w); i++) {
+			uint64_t k = ((uint64_t)1 << 40) + i;
+			MKEY(k);
+			WRITE(o->store(m, kb, kl, k));
+			if (!o->load(m, kb, kl, &v))
+				mb_die("InFlight: key %" PRIu64 " missing right after its Store", k);
+			WRITE(o->del(m, kb, kl));
+			(void)o->load(m, kb0, kl0, &v);
+		}
+		break;
+	}
 	case S_StoreLatency: {
 		const uint64_t period = w->K / 16 + 1;
 		uint64_t c = 0;
@@ -618,6 +637,10 @@ static void setup(int s, const struct mb_ops *o, void *m, int kt, uint64_t K)
 		store_range(o, m, kt, 2 * K, 2);
 		prime(o, m, kt, 2 * K);
 		break;
+	case S_InFlight:
+		store_range(o, m, kt, 1, 1);
+		prime(o, m, kt, 1);
+		break;
 	default: /* LoadOrStoreUnique, LoadAndDeleteUnique, AdversarialAlloc */
 		break;
 	}
@@ -649,6 +672,8 @@ static size_t max_keys(int s, uint64_t n, uint64_t K, unsigned T)
 		return 2 * K;
 	case S_StoreLatency:
 		return K + n / (K / 16 + 1) + T;
+	case S_InFlight:
+		return 1 + T;
 	default:
 		return 1;
 	}
@@ -991,6 +1016,7 @@ static void usage(void)
 		"  -grain-max G    cap of the adaptive grain (default 1000)\n"
 		"  -memory         only measure bytes per entry (MEMORY lines) at -mem-keys\n"
 		"  -mem-keys K     keys for -memory (default 1000000)\n"
+		"  -shards N       syncmap backend: shards (0 = automatic, default; 1 = one sync.Map)\n"
 		"  -selftest       check Go's semantics on every -impl and exit\n"
 		"  -stats          after each syncmap run print syncmap_stats (# STATS line)\n"
 		"  -list           print the backends compiled in and their set-up\n");
@@ -1121,6 +1147,8 @@ int main(int argc, char **argv)
 			grain_max = parse_count("grain-max", val, 1);
 		else if (!strcmp(f, "-mem-keys"))
 			mem_keys = parse_count("mem-keys", val, 1);
+		else if (!strcmp(f, "-shards"))
+			mb_syncmap_shards = (unsigned)parse_count("shards", val, 0);
 		else {
 			fprintf(stderr, "mapbench: unknown flag %s\n", argv[a]);
 			usage();

@@ -95,6 +95,11 @@
 //	                    map (an O(map size) copy) there are ~16 stores, so the
 //	                    map keeps cycling promote -> copy -> promote.
 //	                    Part of "all" only with -latency.
+//	InFlight      (Go issue 40999's in-flight requests; K unused) setup Store(0,0);
+//	              prime over [0,1)
+//	              op    k = 1<<40 + i (a fresh key): Store(k,k); Load(k) (must
+//	                    find it, checked); Delete(k); Load(0) (the long-lived
+//	                    key). One op is one whole cycle.
 //
 // # Key types (-keytype)
 //
@@ -535,6 +540,25 @@ var shapes = []*shape{
 				default: // 6..9
 					m.Delete(w.key(k))
 				}
+			}
+		},
+	},
+	{
+		name: "InFlight",
+		setup: func(m mapI, kk keyer, K int) {
+			m.Store(kk.key(0), 0)
+			prime(m, kk, 1)
+		},
+		body: func(w *worker) {
+			m := w.m
+			for i := w.i; w.next(); i++ {
+				k := 1<<40 + i
+				m.Store(w.key(k), k)
+				if _, ok := m.Load(w.key(k)); !ok {
+					w.fail("InFlight: key %d missing right after its Store", k)
+				}
+				m.Delete(w.key(k))
+				m.Load(w.key(0))
 			}
 		},
 	},
