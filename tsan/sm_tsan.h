@@ -8,8 +8,10 @@
  * period orders every read section that could see an object before the
  * object is freed, nor that call_rcu hands the caller's writes to the
  * callback's thread.  These annotations state exactly those two
- * happens-before edges, nothing more (see ../shared/reference, §2.3; the
- * canary build proves real races are still reported):
+ * happens-before edges, nothing more (checked with gcc 12 and clang 14:
+ * real races injected next to them, an in-place write to a published
+ * object, a free without a grace period, a plain ++ in a read section,
+ * were still reported; the canary build proves it on every CI run):
  *
  *   - every read section ends with a release on one token, just before the
  *     unlock (after the unlock the grace period may end);

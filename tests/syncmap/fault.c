@@ -77,8 +77,9 @@ static void build_seq(struct seq *q, struct test_rng *r)
 		push(q, test_rng_below(r, 3) ? O_STORE : O_LOS, k);
 		push(q, O_LOAD, (unsigned)test_rng_below(r, k + 1));
 	}
-	/* B: loads until promotion (misses reach the dirty size) */
-	for (unsigned j = 0; j < 200; j++)
+	/* B: loads until promotion (misses reach the dirty size, and the
+	 * floor of 1024 misses a small dirty map waits for: shard.c) */
+	for (unsigned j = 0; j < 1100; j++)
 		push(q, O_LOAD, (unsigned)test_rng_below(r, 120));
 	/* C: delete 40 (deleted entries in the snapshot), a new key starts the
 	 * build; while it runs: re-stores of deleted keys, updates... */
@@ -98,8 +99,10 @@ static void build_seq(struct seq *q, struct test_rng *r)
 		if (k % 3 == 0)
 			push(q, O_LOAD, (unsigned)test_rng_below(r, k + 1));
 		if (k % 50 == 0)
-			for (unsigned j = 0; j < 150; j++)
+			for (unsigned j = 0; j < 1100; j++)
 				push(q, O_LOAD, (unsigned)test_rng_below(r, k + 1));
+		if (k % 50 == 25)
+			push(q, O_RANGE, 0); /* promotes whatever the loads did not */
 	}
 	/* E: promote by range, delete 150 (more than 64 expunged: the list
 	 * grows), a new key (build), random operations, a clear, more keys */
