@@ -20,9 +20,16 @@
  *     new key and leaves *prev untouched; every out-pointer may be NULL;
  *   - errno is untouched by a load miss and by delete;
  *   - syncmap_new fails cleanly (NULL, ENOMEM) when its allocation fails;
- *   - syncmap_version() is "0.2.0".
+ *   - syncmap_version() is "0.2.0";
+ *   - shards: not a power of two, or over SYNCMAP_MAX_SHARDS, is EINVAL;
+ *     the automatic count is a power of two >= 4x the CPUs (at most 256);
+ *     an empty map holds at most 4 KiB whatever its shard count (shards
+ *     take memory on their first write; mallinfo2, not under sanitizers),
+ *     and a written shard shows in stats.shards_used.
  */
 #include "smtest.h"
+
+#include <malloc.h>
 
 #include "alloc.h"
 
@@ -408,9 +415,57 @@ static void test_new_enomem(void)
 	syncmap_free(m);
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+#ifndef UNDER_SANITIZER
+#define UNDER_SANITIZER 0
+#endif
+
+static void test_shards_option(void)
+{
+	static const unsigned bad[] = {3, 6, 100, SYNCMAP_MAX_SHARDS * 2, 0x80000001u};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		struct syncmap *m = syncmap_new(&(struct syncmap_options){.shards = bad[i]});
+		if (m || errno != EINVAL)
+			TEST_FAIL("syncmap_new(shards %u): %p errno %d, want NULL EINVAL", bad[i], (void *)m, errno);
+	}
+	unsigned def = syncmap_default_shards();
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	ASSERT((def & (def - 1)) == 0);
+	ASSERT(def <= 256 && def <= SYNCMAP_MAX_SHARDS);
+	ASSERT(def == 256 || (long)def >= 4 * cpus);
+	ASSERT(def == 1 || (long)(def / 2) < 4 * cpus);
+	for (unsigned s = 1; s <= SYNCMAP_MAX_SHARDS; s *= 2) {
+		struct mallinfo2 before = mallinfo2();
+		struct syncmap *m = syncmap_new(&(struct syncmap_options){.shards = s});
+		struct mallinfo2 after = mallinfo2();
+		ASSERT(m != NULL);
+		size_t bytes = after.uordblks + after.hblkhd - before.uordblks - before.hblkhd;
+		struct syncmap_stats st;
+		syncmap_stats(m, &st);
+		ASSERT_EQ(st.shards, s);
+		ASSERT_EQ(st.shards_used, 0);
+		if (s == 64 || s == def)
+			printf("an empty map with %u shards: %zu bytes\n", s, bytes);
+		if (!UNDER_SANITIZER && s <= 64 && bytes > 4096)
+			TEST_FAIL("an empty map with %u shards holds %zu bytes (bound 4096)", s, bytes);
+		ASSERT_EQ(syncmap_store(m, "k", 1, NULL), 0);
+		syncmap_stats(m, &st);
+		ASSERT_EQ(st.shards_used, 1);
+		syncmap_free(m);
+	}
+}
+
 int main(void)
 {
 	(void)test_begin();
+	test_shards_option();
 	for (int i = 0; i < 64; i++)
 		snprintf(other_keys[i], sizeof(other_keys[i]), "o%02d", i);
 	ASSERT_EQ(strcmp(syncmap_version(), "0.2.0"), 0);
