@@ -61,9 +61,15 @@ static inline bool sm_filter_maybe(const _Atomic uint64_t *f, uint64_t mask, uin
 	return (atomic_load_explicit(&f[sm_filter_word(hash, mask)], memory_order_acquire) & bits) == bits;
 }
 
+/* Only holders of the shard's mutex write a filter, so no read-modify-write
+ * is needed: a plain load and a release store (readers only ever see bits
+ * appear until a promotion or clear replaces the filter). */
 static inline void sm_filter_add(_Atomic uint64_t *f, uint64_t mask, uint64_t hash)
 {
-	atomic_fetch_or_explicit(&f[sm_filter_word(hash, mask)], sm_filter_bits(hash), memory_order_release);
+	_Atomic uint64_t *w = &f[sm_filter_word(hash, mask)];
+	uint64_t bits = sm_filter_bits(hash), old = atomic_load_explicit(w, memory_order_relaxed);
+	if ((old & bits) != bits)
+		atomic_store_explicit(w, old | bits, memory_order_release);
 }
 
 #endif

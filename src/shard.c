@@ -350,11 +350,14 @@ static void miss_locked(struct sm_shard *s)
 
 /* Under the mutex: the entry for k, from the snapshot unless it is missing
  * or expunged there, else from the dirty map (*in_dirty set: the caller
- * counts a miss as Go does). */
-static struct sm_entry *locked_find(struct sm_shard *s, const struct sm_key *k, bool *in_dirty)
+ * counts a miss as Go does).  seen_r / seen_e: what the lock-free step found
+ * (its snapshot word and entry): a snapshot never changes, so if it is
+ * still the same one the lookup need not be repeated under the mutex. */
+static struct sm_entry *locked_find(struct sm_shard *s, const struct sm_key *k, uintptr_t seen_r,
+				    struct sm_entry *seen_e, bool *in_dirty)
 {
 	uintptr_t r = atomic_load_explicit(s->read, memory_order_relaxed);
-	struct sm_entry *e = table_lookup(read_table(r), k);
+	struct sm_entry *e = read_table(r) == read_table(seen_r) ? seen_e : table_lookup(read_table(r), k);
 	*in_dirty = false;
 	if (e && atomic_load_explicit(&e->p, memory_order_relaxed) != EXPUNGED)
 		return e;
@@ -425,11 +428,11 @@ static int insert_new_locked(struct sm_shard *s, const struct sm_key *k, struct 
 /* ===================================================================== */
 /* --- Operations ------------------------------------------------------------ */
 
-void *sm_shard_load_locked(struct sm_shard *s, const struct sm_key *k)
+void *sm_shard_load_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r, struct sm_entry *e)
 {
 	bool in_dirty;
 	lock(s);
-	struct sm_entry *e = locked_find(s, k, &in_dirty);
+	e = locked_find(s, k, r, e, &in_dirty);
 	void *p = e ? atomic_load_explicit(&e->p, memory_order_acquire) : NULL;
 	if (in_dirty)
 		miss_locked(s);
@@ -449,7 +452,7 @@ int sm_shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, void *
 			return -ENOMEM;
 		bool in_dirty;
 		lock(s);
-		e = locked_find(s, k, &in_dirty);
+		e = locked_find(s, k, r, e, &in_dirty);
 		if (e) /* under the mutex nobody can expunge it */
 			old = atomic_exchange_explicit(&e->p, newp, memory_order_acq_rel);
 		else
@@ -490,7 +493,7 @@ int sm_shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val
 		}
 		bool in_dirty;
 		lock(s);
-		e = locked_find(s, k, &in_dirty);
+		e = locked_find(s, k, r, e, &in_dirty);
 		if (e) {
 			ret = entry_try_load_or_store(m, e, val, &newp, actual);
 			if (in_dirty)
@@ -524,7 +527,7 @@ int sm_shard_delete(struct sm_shard *s, const struct sm_key *k, void **oldp)
 		bool in_dirty;
 		uint64_t key_word = 0;
 		lock(s);
-		e = locked_find(s, k, &in_dirty);
+		e = locked_find(s, k, r, e, &in_dirty);
 		t = 0;
 		if (e && !in_dirty) {
 			t = entry_try_delete(e, &old);
@@ -565,7 +568,7 @@ int sm_shard_compare_and_swap(struct sm_shard *s, const struct sm_key *k, void *
 	if (t == RETRY_LOCKED) {
 		bool in_dirty;
 		lock(s);
-		e = locked_find(s, k, &in_dirty);
+		e = locked_find(s, k, r, e, &in_dirty);
 		t = 0;
 		if (e) {
 			t = entry_try_cas(m, e, old, new_, &newp);
@@ -592,7 +595,7 @@ int sm_shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void
 	if (t == RETRY_LOCKED) {
 		bool in_dirty;
 		lock(s);
-		e = locked_find(s, k, &in_dirty);
+		e = locked_find(s, k, r, e, &in_dirty);
 		/* Like Go, a key only in the dirty map stays there with its
 		 * entry deleted; the next copy expunges it. */
 		t = e ? entry_try_cad(m, e, old, removed) : 0;

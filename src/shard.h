@@ -59,8 +59,9 @@ static inline bool need_dirty(uintptr_t r, const struct sm_key *k)
 #endif
 
 /* Load's slow path, under the mutex: the key's entry word from the
- * snapshot or the dirty map (a value, or NULL / EXPUNGED: absent). */
-void *sm_shard_load_locked(struct sm_shard *s, const struct sm_key *k);
+ * snapshot or the dirty map (a value, or NULL / EXPUNGED: absent).  r and
+ * e: the snapshot word and entry (or NULL) the lock-free step saw. */
+void *sm_shard_load_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r, struct sm_entry *e);
 
 /* The key's entry word: a value, or NULL / EXPUNGED (absent).  Inlined:
  * the Load hit path takes no lock, makes no call, and reaches the snapshot
@@ -73,7 +74,7 @@ static inline __attribute__((always_inline)) void *sm_map_load(struct syncmap *m
 	void *p = e ? entry_load_fast(e) : NULL;
 	if (__builtin_expect((!e || p == EXPUNGED) && need_dirty(r, k), 0))
 		/* amended: the shard has been written, so it exists */
-		p = sm_shard_load_locked(atomic_load_explicit(&m->shard[i], memory_order_acquire), k);
+		p = sm_shard_load_locked(atomic_load_explicit(&m->shard[i], memory_order_acquire), k, r, e);
 	return p;
 }
 /* Store newp: 1 (replaced *oldp), 0 (new), -ENOMEM (newp not consumed). */

@@ -27,8 +27,8 @@
  *            critical section copies or hashes a stored key's bytes:
  *            max_locked_key_bytes <= SYNCMAP_MAX_LOCKED_KEY_BYTES through
  *            copies, expunges and promotions, and (release builds) no
- *            store waits longer than 20 ms (copying 17 such keys under the
- *            mutex took 43 ms before).
+ *            store costs more than 20 ms of CPU (copying 17 such keys
+ *            under the mutex took 43 ms before).
  */
 #include "smtest.h"
 
@@ -250,6 +250,15 @@ static void test_40999(uint64_t seed, int how, bool pure)
 	syncmap_free(M);
 }
 
+/* This thread's CPU time: a store's own work, not the time the scheduler
+ * gave to others meanwhile (the machine may be busy). */
+static double cpu_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void long_key(char *buf, size_t len, long id)
 {
 	memset(buf, 'a' + (int)(id % 26), len);
@@ -271,9 +280,9 @@ static void test_long_keys(void)
 		 * the next copy) */
 		for (long id = round * n; id < (round + 1) * n; id++) {
 			long_key(key, klen, id);
-			double t0 = now_sec();
+			double t0 = cpu_sec();
 			ASSERT_EQ(syncmap_store(M, key, klen, (void *)(uintptr_t)(id + 1)), 0);
-			double dt = now_sec() - t0;
+			double dt = cpu_sec() - t0;
 			worst = dt > worst ? dt : worst;
 		}
 		long visits = 0;
@@ -285,22 +294,22 @@ static void test_long_keys(void)
 		/* short new keys drive the next copy slice by slice */
 		for (long j = 0; j < 64; j++) {
 			long sk = 1000000 * (round + 1) + j;
-			double t0 = now_sec();
+			double t0 = cpu_sec();
 			ASSERT_EQ(syncmap_store(M, &sk, sizeof(sk), NULL), 0);
-			double dt = now_sec() - t0;
+			double dt = cpu_sec() - t0;
 			worst = dt > worst ? dt : worst;
 		}
 	}
 	struct syncmap_stats st;
 	syncmap_stats(M, &st);
 	printf("longkeys: %zu keys of 1 MiB, %" PRIu64 " promotions; max_locked_key_bytes %" PRIu64
-	       ", max_locked_work %" PRIu64 ", slowest store %.2f ms\n",
+	       ", max_locked_work %" PRIu64 ", slowest store %.2f ms of CPU\n",
 	       st.len, st.promotions, st.max_locked_key_bytes, st.max_locked_work, worst * 1e3);
 	ASSERT_GE(st.promotions, 4);
 	ASSERT_LE(st.max_locked_key_bytes, SYNCMAP_MAX_LOCKED_KEY_BYTES);
 	ASSERT_LE(st.max_locked_work, SYNCMAP_MAX_LOCKED_WORK);
 	if (!UNDER_SANITIZER && worst >= 0.020)
-		TEST_FAIL("a store took %.2f ms (bound 20 ms)", worst * 1e3);
+		TEST_FAIL("a store took %.2f ms of CPU (bound 20 ms)", worst * 1e3);
 	syncmap_free(M);
 	free(key);
 }
