@@ -19,7 +19,9 @@
  *     must not share map seeds (the child reseeds its random generator).
  * Then the same with syncmap_fork_calls_liburcu(false) and the program
  * calling urcu-bp's fork functions itself, as a program using liburcu
- * directly would.
+ * directly would.  Last, the one thing not allowed: fork() inside a read
+ * section would hang liburcu's callback thread; the library aborts with a
+ * message instead (checked in a child process).
  */
 #include "smtest.h"
 
@@ -232,6 +234,39 @@ static void run_forks(const char *mode, bool program_calls_liburcu, long forks)
 	syncmap_free(B);
 }
 
+static void test_fork_in_read_section(void)
+{
+	int efd[2];
+	ASSERT_EQ(pipe(efd), 0);
+	pid_t pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		dup2(efd[1], 2);
+		alarm(20);
+		struct syncmap *m = syncmap_new(NULL);
+		long k = 1;
+		(void)syncmap_store(m, &k, sizeof(k), NULL);
+		syncmap_read_lock();
+		pid_t inner = fork(); /* must abort here */
+		if (inner == 0)
+			_exit(3);
+		_exit(4);
+	}
+	close(efd[1]);
+	char msg[512] = {0};
+	ssize_t n = 0, r;
+	while (n < (ssize_t)sizeof(msg) - 1 && (r = read(efd[0], msg + n, sizeof(msg) - 1 - (size_t)n)) > 0)
+		n += r;
+	close(efd[0]);
+	int status = 0;
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+		TEST_FAIL("fork() inside a read section: status %#x, want SIGABRT", status);
+	if (!strstr(msg, "fork() inside a read section"))
+		TEST_FAIL("fork() inside a read section: no explanation on stderr (got \"%s\")", msg);
+	printf("fork in a read section: aborted with \"%.*s\"\n", (int)strcspn(msg, "\n"), msg);
+}
+
 int main(void)
 {
 	test_begin();
@@ -239,6 +274,7 @@ int main(void)
 	long forks = scaled(40, 8);
 	run_forks("library handlers", false, forks);
 	run_forks("program calls liburcu", true, forks);
+	test_fork_in_read_section();
 	printf("ok\n");
 	return 0;
 }
