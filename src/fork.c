@@ -10,25 +10,34 @@
  * library registers pthread_atfork handlers that, around every fork():
  *
  *   prepare:  call_rcu_before_fork(), urcu_bp_before_fork() (liburcu's own
- *             order; the reverse was seen to deadlock), then every map's
- *             locks: the registry, then per map alloc_mu, each written
- *             shard's mutex in index order (clear's order), each stripe;
+ *             order; the reverse was seen to deadlock), then the registry
+ *             lock, and per map: close its gate (as a clear does: operations
+ *             that start now wait, and lock() backs off from a shard mutex
+ *             while the gate is closed), take and drop each written shard's
+ *             mutex (waiting out the critical section in progress), take
+ *             each stripe's lock;
  *   parent:   release ours, then urcu_bp_after_fork_parent(),
  *             call_rcu_after_fork_parent();
- *   child:    release ours, reseed this thread's random generator (the
+ *   child:    re-initialize the shard mutexes and alloc_mu (a thread that
+ *             no longer exists may have been backing off, or making a
+ *             shard, with one held: nothing was half-modified under it),
+ *             release ours, reseed this thread's random generator (the
  *             parent's next numbers must not be the child's: map seeds),
  *             then urcu_bp_after_fork_child(), call_rcu_after_fork_child()
  *             (which forgets the parent's other readers, starts a new
  *             callback thread and hands it every queued callback).
  *
+ * No mutex of ours but the registry's is held across fork(): holding every
+ * shard's of every map would exceed ThreadSanitizer's 64 locks per thread.
+ *
  * liburcu comes first because its callback thread runs our callbacks, and
  * they may take our locks (free_value may call any syncmap function): once
- * liburcu has paused that thread between two callbacks, taking every lock
- * of ours cannot wait on it.  Holding every stripe lock means no thread is
- * between counting a callback (m->pending) and queueing it, so the child's
- * counts match its queue and its syncmap_free cannot wait forever; values
- * another thread had removed but not yet retired stay allocated in the
- * child (the parent frees its own copy).
+ * liburcu has paused that thread between two callbacks, closing our gates
+ * cannot wait on it.  Holding every stripe lock means no thread is between
+ * counting a callback (m->pending) and queueing it, so the child's counts
+ * match its queue and its syncmap_free cannot wait forever; values another
+ * thread had removed but not yet retired stay allocated in the child (the
+ * parent frees its own copy).
  *
  * A program that calls urcu-bp's fork functions itself says so with
  * syncmap_fork_calls_liburcu(false): they must run exactly once per fork.
@@ -62,38 +71,37 @@ bool sm_fork_calls_liburcu_enabled(void)
 static void each_written_shard(struct syncmap *m, void (*fn)(pthread_mutex_t *))
 {
 	for (unsigned i = 0; i <= m->shard_mask; i++) {
-		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_relaxed);
+		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_acquire);
 		if (s != &sm_shard_unwritten)
 			fn(&s->mu);
 	}
 }
 
-static void mutex_lock(pthread_mutex_t *mu)
+/* Wait for the critical section in progress, if any. */
+static void mutex_drain(pthread_mutex_t *mu)
 {
 	pthread_mutex_lock(mu);
-}
-
-static void mutex_unlock(pthread_mutex_t *mu)
-{
 	pthread_mutex_unlock(mu);
 }
 
-static void lock_map(struct syncmap *m)
+static void mutex_reinit(pthread_mutex_t *mu)
 {
-	pthread_mutex_lock(&m->alloc_mu);
-	each_written_shard(m, mutex_lock);
+	pthread_mutex_init(mu, NULL);
+}
+
+static void quiesce_map(struct syncmap *m)
+{
+	sm_gate_close(m);
+	each_written_shard(m, mutex_drain);
 	for (unsigned i = 0; i <= m->stripe_mask; i++)
 		sm_stripe_lock(&m->stripes[i]);
 }
 
-/* In the child the one thread left is the one that took them: it owns
- * them, so unlocking is defined. */
-static void unlock_map(struct syncmap *m)
+static void resume_map(struct syncmap *m)
 {
 	for (unsigned i = 0; i <= m->stripe_mask; i++)
 		sm_stripe_unlock(&m->stripes[i]);
-	each_written_shard(m, mutex_unlock);
-	pthread_mutex_unlock(&m->alloc_mu);
+	sm_gate_open(m);
 }
 
 static void prepare(void)
@@ -114,13 +122,13 @@ static void prepare(void)
 	}
 	pthread_mutex_lock(&registry_mu);
 	for (struct syncmap *m = registry; m; m = m->reg_next)
-		lock_map(m);
+		quiesce_map(m);
 }
 
 static void parent(void)
 {
 	for (struct syncmap *m = registry; m; m = m->reg_next)
-		unlock_map(m);
+		resume_map(m);
 	pthread_mutex_unlock(&registry_mu);
 	if (fork_called_liburcu) {
 		urcu_bp_after_fork_parent();
@@ -130,8 +138,12 @@ static void parent(void)
 
 static void child(void)
 {
-	for (struct syncmap *m = registry; m; m = m->reg_next)
-		unlock_map(m);
+	for (struct syncmap *m = registry; m; m = m->reg_next) {
+		each_written_shard(m, mutex_reinit);
+		pthread_mutex_init(&m->alloc_mu, NULL);
+		resume_map(m);
+	}
+	/* the one thread left took it: it owns it */
 	pthread_mutex_unlock(&registry_mu);
 	sm_rand_after_fork();
 	if (fork_called_liburcu) {

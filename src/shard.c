@@ -301,7 +301,15 @@ static int start_dirty(struct sm_shard *s, struct sm_table *rt)
 
 static void lock(struct sm_shard *s)
 {
-	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		/* A clear or fork began after this operation passed the gate:
+		 * let it go first (syncmap_impl.h, the gate). */
+		if (__builtin_expect(!(atomic_load_explicit(&s->m->gate, memory_order_acquire) & 1), 1))
+			break;
+		pthread_mutex_unlock(&s->mu);
+		sm_gate_wait(s->m);
+	}
 	s->locked_ops++;
 	s->op_work = 0;
 	s->op_key_bytes = 0;
@@ -663,15 +671,6 @@ void sm_shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct s
 		atomic_store_explicit(&s->empty_filter[i], 0, memory_order_relaxed);
 }
 
-void sm_shard_lock(struct sm_shard *s)
-{
-	lock(s);
-}
-
-void sm_shard_unlock(struct sm_shard *s)
-{
-	unlock(s);
-}
 
 void sm_shard_stats_add(struct sm_shard *s, struct syncmap_stats *st)
 {

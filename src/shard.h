@@ -91,12 +91,9 @@ int sm_shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void
 /* Range: promote the dirty map if the snapshot is amended (Go's Range),
  * then return the snapshot word to walk. */
 uintptr_t sm_shard_range_snapshot(struct sm_shard *s);
-/* Clear, under the shard's mutex: detach both tables (NULL when none),
- * leaving the shard empty. */
+/* Clear, under the shard's mutex (the gate closed): detach both tables
+ * (NULL when none), leaving the shard empty. */
 void sm_shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct sm_table **dirty);
-/* The mutex, with the copy slice every critical section does. */
-void sm_shard_lock(struct sm_shard *s);
-void sm_shard_unlock(struct sm_shard *s);
 void sm_shard_stats_add(struct sm_shard *s, struct syncmap_stats *st);
 /* A written shard for m's slot i (its own empty snapshot, not yet
  * published in m->read[i]); NULL on ENOMEM.  reclaim.c frees it with the

@@ -151,6 +151,7 @@ bool syncmap_load(struct syncmap *m, const void *key, size_t klen, void **val)
 	}
 	struct sm_key k;
 	sm_key_init(m, &k, key, klen);
+	sm_gate_pass(m);
 	sm_rcu_read_lock();
 	void *p = sm_map_load(m, &k);
 	bool found = is_value(p);
@@ -173,6 +174,7 @@ static int swap_impl(struct syncmap *m, const void *key, size_t klen, void *val,
 		return -ENOMEM;
 	void *old = NULL;
 	int ret = -ENOMEM;
+	sm_gate_pass(m);
 	sm_rcu_read_lock();
 	struct sm_shard *s = shard_for_write(m, &k);
 	if (s)
@@ -209,6 +211,7 @@ int syncmap_load_or_store(struct syncmap *m, const void *key, size_t klen, void 
 	struct sm_key k;
 	sm_key_init(m, &k, key, klen);
 	int ret = -ENOMEM;
+	sm_gate_pass(m);
 	sm_rcu_read_lock();
 	struct sm_shard *s = shard_for_write(m, &k);
 	if (s)
@@ -229,6 +232,7 @@ static bool delete_impl(struct syncmap *m, const void *key, size_t klen, void **
 	struct sm_key k;
 	sm_key_init(m, &k, key, klen);
 	void *old = NULL;
+	sm_gate_pass(m);
 	sm_rcu_read_lock();
 	struct sm_shard *s = shard_of(m, k.hash);
 	int t = s == &sm_shard_unwritten ? 0 : sm_shard_delete(s, &k, &old);
@@ -265,6 +269,7 @@ int syncmap_compare_and_swap(struct syncmap *m, const void *key, size_t klen, vo
 		return -EINVAL;
 	struct sm_key k;
 	sm_key_init(m, &k, key, klen);
+	sm_gate_pass(m);
 	sm_rcu_read_lock();
 	struct sm_shard *s = shard_of(m, k.hash);
 	int t = s == &sm_shard_unwritten ? 0 : sm_shard_compare_and_swap(s, &k, old, new_);
@@ -282,6 +287,7 @@ bool syncmap_compare_and_delete(struct syncmap *m, const void *key, size_t klen,
 	struct sm_key k;
 	sm_key_init(m, &k, key, klen);
 	void *removed = NULL;
+	sm_gate_pass(m);
 	sm_rcu_read_lock();
 	struct sm_shard *s = shard_of(m, k.hash);
 	int t = s == &sm_shard_unwritten ? 0 : sm_shard_compare_and_delete(s, &k, old, &removed);
@@ -394,36 +400,31 @@ void syncmap_clear(struct syncmap *m)
 	if (empty)
 		return;
 	/* A read section, though clear reads nothing: retiring may call
-	 * call_rcu, whose first use on a thread registers it with urcu-bp (a
-	 * lock fork holds): that must happen before we hold our mutexes. */
+	 * call_rcu, whose first use on a thread registers it with urcu-bp
+	 * under a lock fork holds while it waits for our gate. */
 	sm_rcu_read_lock();
-	/* Atomic like Go's: no shard appears (alloc_mu) and no operation runs
-	 * in any shard (every mutex, in index order) while the tables go. */
-	pthread_mutex_lock(&m->alloc_mu);
-	for (unsigned i = 0; i <= m->shard_mask; i++) {
-		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_relaxed);
-		if (s != &sm_shard_unwritten)
-			sm_shard_lock(s);
-	}
+	/* Atomic like Go's: operations that begin meanwhile wait at the gate,
+	 * and each shard's swap waits out the critical section in progress
+	 * (syncmap_impl.h).  A shard written meanwhile, by an operation that
+	 * passed the gate before it closed, is seen or not: that operation
+	 * overlaps the clear either way. */
+	sm_gate_close(m);
 	long snapshot = sm_len_sum(m);
 	struct sm_clear c = {0};
 	for (unsigned i = 0; i <= m->shard_mask; i++) {
-		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_relaxed);
+		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_acquire);
 		if (s == &sm_shard_unwritten)
 			continue;
 		struct sm_table *read, *dirty;
+		pthread_mutex_lock(&s->mu);
 		sm_shard_detach_locked(s, &read, &dirty);
+		pthread_mutex_unlock(&s->mu);
 		sm_clear_add(&c, read, dirty);
 	}
 	sm_len_add(m, -snapshot); /* settled when the tables are freed */
 	if (!sm_clear_retire(m, &c, snapshot))
 		sm_len_add(m, snapshot); /* nothing to free, nothing to settle */
-	for (unsigned i = m->shard_mask + 1; i-- > 0;) {
-		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_relaxed);
-		if (s != &sm_shard_unwritten)
-			sm_shard_unlock(s);
-	}
-	pthread_mutex_unlock(&m->alloc_mu);
+	sm_gate_open(m);
 	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
 }

