@@ -280,10 +280,11 @@ SYNCMAP_API void syncmap_range(struct syncmap *m, bool (*fn)(const void *key, si
 			       void *ctx);
 
 /*
- * Delete every key present when the call starts (Go 1.23's Clear): atomic
- * with respect to every other operation (it holds every shard's mutex for
- * an O(shards) moment).  The old tables are retired whole and their values
- * passed to free_value after a grace period.  NULL: no-op.
+ * Delete every key present when the call starts (Go 1.23's Clear): it takes
+ * effect at one instant for every other operation, across all shards (an
+ * operation that begins while a clear runs waits for it: O(shards), a few
+ * microseconds).  The old tables are retired whole and their values passed
+ * to free_value after a grace period.  NULL: no-op.
  */
 SYNCMAP_API void syncmap_clear(struct syncmap *m);
 
