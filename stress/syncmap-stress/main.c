@@ -150,6 +150,7 @@ int main(int argc, char **argv)
 		struct syncmap_options opts = {
 			.free_value = cfg.reclaim ? ss_free_value : NULL,
 			.seed = cfg.map_seed,
+			.shards = cfg.shards,
 		};
 		run.map = syncmap_new(&opts);
 		if (!run.map) {
@@ -186,6 +187,9 @@ int main(int argc, char **argv)
 				if (st.max_locked_work > SYNCMAP_MAX_LOCKED_WORK)
 					SS_FAIL("stats.max_locked_work %" PRIu64 " exceeds SYNCMAP_MAX_LOCKED_WORK (%d)",
 						st.max_locked_work, SYNCMAP_MAX_LOCKED_WORK);
+				if (st.max_locked_key_bytes > SYNCMAP_MAX_LOCKED_KEY_BYTES)
+					SS_FAIL("stats.max_locked_key_bytes %" PRIu64 " exceeds SYNCMAP_MAX_LOCKED_KEY_BYTES (%d)",
+						st.max_locked_key_bytes, SYNCMAP_MAX_LOCKED_KEY_BYTES);
 			}
 		}
 	}

@@ -91,6 +91,9 @@ static void usage(FILE *f)
 		"      --no-reclaim      same as --reclaim off\n"
 		"      --quarantine N    freed values kept poisoned before the real free (65536)\n"
 		"      --section N       ops per syncmap_read_lock section (8)\n"
+		"      --shards N|auto   the map's shard count: a power of two up to %d;\n"
+		"                        1 = one sync.Map (Go's design); auto (default, 0):\n"
+		"                        the library's choice for this machine (%u here)\n"
 		"output\n"
 		"      --progress MODE   auto (default: live line on a tty, plain lines else),\n"
 		"                        live, plain, off\n"
@@ -98,7 +101,7 @@ static void usage(FILE *f)
 		"      --json            final report as JSON on stdout\n"
 		"      --sample N        time every Nth op per thread for latency (64)\n"
 		"  -h, --help, --version\n",
-		SS_KEY_MAX);
+		SS_KEY_MAX, SYNCMAP_MAX_SHARDS, syncmap_default_shards());
 }
 
 /* Numbers: decimal or 0x hex, optional suffix k (1024) or m (1048576). */
@@ -243,7 +246,7 @@ int ss_parse_options(int argc, char **argv)
 {
 	uint64_t keys = 0, owned = UINT64_MAX, threads = 0, v;
 	double prefill = -1, wave = -1, slide = -1;
-	bool wave_given = false, map_seed_given = false;
+	bool wave_given = false, map_seed_given = false, shards_given = false;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -421,6 +424,19 @@ int ss_parse_options(int argc, char **argv)
 			if (parse_u64(name, val, &v) || v > 1u << 26)
 				return 2;
 			cfg.quarantine = (size_t)v;
+		} else if (IS("--shards")) {
+			if (!strcmp(val, "auto")) {
+				v = 0;
+			} else if (parse_u64(name, val, &v)) {
+				return 2;
+			} else if (v > SYNCMAP_MAX_SHARDS || (v & (v - 1)) != 0) {
+				fprintf(stderr, "syncmap-stress: --shards: a power of two from 1 to %d, or 0 / auto "
+						"(the library's choice), not '%s'\n",
+					SYNCMAP_MAX_SHARDS, val);
+				return 2;
+			}
+			cfg.shards = (unsigned)v;
+			shards_given = true;
 		} else if (IS("--section")) {
 			if (parse_u64(name, val, &v) || v == 0 || v > 1u << 20)
 				return 2;
@@ -463,6 +479,10 @@ int ss_parse_options(int argc, char **argv)
 	if (cfg.klen < 8 && cfg.keys > (1ULL << (8 * cfg.klen))) {
 		fprintf(stderr, "syncmap-stress: --key-len %u holds at most %llu keys\n", cfg.klen,
 			1ULL << (8 * cfg.klen));
+		return 2;
+	}
+	if (cfg.workload == WL_GOMAP && shards_given) {
+		fprintf(stderr, "syncmap-stress: --shards applies to the syncmap workloads, not gomap-churn\n");
 		return 2;
 	}
 	if (cfg.workload == WL_GOMAP) {
@@ -566,16 +586,27 @@ const char *ss_reproduce_line(void)
 	return line;
 }
 
+unsigned ss_shards_effective(void)
+{
+	return cfg.shards ? cfg.shards : syncmap_default_shards();
+}
+
 const char *ss_config_line(void)
 {
 	static char buf[512];
+	char shards[48];
+	if (cfg.shards)
+		snprintf(shards, sizeof(shards), "%u", cfg.shards);
+	else
+		snprintf(shards, sizeof(shards), "auto (%u)", ss_shards_effective());
 	if (cfg.workload == WL_GOMAP)
 		snprintf(buf, sizeof(buf), "workload %s, dist %s, %u threads (one gomap each), keys %" PRIu64 ", key-len %u",
 			 ss_workload_names[cfg.workload], ss_dist_names[cfg.dist], cfg.threads, cfg.keys, cfg.klen);
 	else
 		snprintf(buf, sizeof(buf),
-			 "workload %s, dist %s, %u threads, keys %" PRIu64 " (%" PRIu64 " owned per thread), key-len %u, reclaim %s",
+			 "workload %s, dist %s, %u threads, keys %" PRIu64 " (%" PRIu64
+			 " owned per thread), key-len %u, reclaim %s, shards %s",
 			 ss_workload_names[cfg.workload], ss_dist_names[cfg.dist], cfg.threads, cfg.keys, cfg.owned,
-			 cfg.klen, cfg.reclaim ? "on" : "off");
+			 cfg.klen, cfg.reclaim ? "on" : "off", shards);
 	return buf;
 }

@@ -243,10 +243,10 @@ static void report_json(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 	fprintf(f, ",\n  \"config\": {\"workload\": \"%s\", \"dist\": \"%s\", \"threads\": %u, \"duration_s\": %g, "
 		   "\"ops_per_thread\": %" PRIu64 ", \"keys\": %" PRIu64 ", \"owned_per_thread\": %" PRIu64
 		   ", \"key_len\": %u, \"reclaim\": %s, \"zipf_s\": %g, \"prefill\": %g, \"wave\": %" PRIu64
-		   ", \"section_ops\": %u, \"sample_every\": %u, \"quarantine\": %zu, \"mix\": {",
+		   ", \"section_ops\": %u, \"sample_every\": %u, \"quarantine\": %zu, \"shards\": %u, \"mix\": {",
 		ss_workload_names[cfg.workload], ss_dist_names[cfg.dist], cfg.threads, cfg.duration, cfg.ops, cfg.keys,
 		cfg.owned, cfg.klen, cfg.reclaim ? "true" : "false", cfg.zipf_s, cfg.prefill, cfg.wave, cfg.section_ops,
-		cfg.sample_every, cfg.quarantine);
+		cfg.sample_every, cfg.quarantine, cfg.shards);
 	bool first = true;
 	for (int op = 0; op < OP__N; op++)
 		if (cfg.mix[op] > 0) {
@@ -283,11 +283,14 @@ static void report_json(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			g->iters, g->iter_keys, g->clears, g->grows, g->same_size_grows, g->shrinks, g->total_evacuated,
 			g->max_evacuated, g->max_skipped, g->max_B, g->max_overflow, g->max_tombstones, g->final_len, g->bytes);
 	} else {
-		fprintf(f, "  \"stats\": {\"len\": %zu, \"read_keys\": %zu, \"dirty_keys\": %zu, \"amended\": %s, "
-			   "\"building\": %s, \"promotions\": %" PRIu64 ", \"misses\": %" PRIu64 ", \"locked_ops\": %" PRIu64
-			   ", \"pending_reclaim\": %" PRIu64 ", \"max_locked_work\": %" PRIu64 ", \"entries\": %" PRIu64 "},\n",
-			st->len, st->read_keys, st->dirty_keys, st->amended ? "true" : "false", st->building ? "true" : "false",
-			st->promotions, st->misses, st->locked_ops, st->pending_reclaim, st->max_locked_work, st->entries);
+		fprintf(f, "  \"stats\": {\"len\": %zu, \"shards\": %u, \"shards_used\": %u, \"read_keys\": %zu, "
+			   "\"dirty_keys\": %zu, \"amended\": %s, \"building\": %s, \"promotions\": %" PRIu64
+			   ", \"misses\": %" PRIu64 ", \"locked_ops\": %" PRIu64 ", \"max_locked_work\": %" PRIu64
+			   ", \"max_locked_key_bytes\": %" PRIu64 ", \"entries\": %" PRIu64 ", \"pending_reclaim\": %" PRIu64
+			   ", \"pending_bytes\": %" PRIu64 ", \"reclaim_waits\": %" PRIu64 "},\n",
+			st->len, st->shards, st->shards_used, st->read_keys, st->dirty_keys, st->amended ? "true" : "false",
+			st->building ? "true" : "false", st->promotions, st->misses, st->locked_ops, st->max_locked_work,
+			st->max_locked_key_bytes, st->entries, st->pending_reclaim, st->pending_bytes, st->reclaim_waits);
 		struct observed o = observed_totals();
 		fprintf(f, "  \"observed\": {\"load_hits\": %" PRIu64 ", \"load_misses\": %" PRIu64
 			   ", \"range_keys\": %" PRIu64 ", \"clears\": %" PRIu64 "},\n",
@@ -353,11 +356,14 @@ static void report_text(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			g->max_B, g->max_overflow, g->max_tombstones, g->clears, g->iters, g->iter_keys, g->final_len, g->bytes);
 	} else {
 		struct observed o = observed_totals();
-		fprintf(f, "  map       len %zu, read_keys %zu, dirty_keys %zu, promotions %" PRIu64 ", misses %" PRIu64
-			   ", locked_ops %" PRIu64 "\n"
-			   "            max_locked_work %" PRIu64 " (bound %d), entries %" PRIu64 ", pending_reclaim %" PRIu64 "\n",
-			st->len, st->read_keys, st->dirty_keys, st->promotions, st->misses, st->locked_ops, st->max_locked_work,
-			SYNCMAP_MAX_LOCKED_WORK, st->entries, st->pending_reclaim);
+		fprintf(f, "  map       shards %u (%u used), len %zu, read_keys %zu, dirty_keys %zu, promotions %" PRIu64
+			   ", misses %" PRIu64 ", locked_ops %" PRIu64 "\n"
+			   "            max_locked_work %" PRIu64 " (bound %d), max_locked_key_bytes %" PRIu64
+			   " (bound %d), entries %" PRIu64 "\n"
+			   "            pending_reclaim %" PRIu64 ", pending_bytes %" PRIu64 ", reclaim_waits %" PRIu64 "\n",
+			st->shards, st->shards_used, st->len, st->read_keys, st->dirty_keys, st->promotions, st->misses,
+			st->locked_ops, st->max_locked_work, SYNCMAP_MAX_LOCKED_WORK, st->max_locked_key_bytes,
+			SYNCMAP_MAX_LOCKED_KEY_BYTES, st->entries, st->pending_reclaim, st->pending_bytes, st->reclaim_waits);
 		fprintf(f, "  observed  load hits %" PRIu64 ", misses %" PRIu64 ", range keys %" PRIu64 ", clears %" PRIu64 "\n",
 			o.hits, o.misses, o.range_keys, o.clears);
 		if (cfg.reclaim)

@@ -95,6 +95,7 @@ struct ss_config {
 	unsigned sample_every; /* latency: time every Nth op of each thread */
 	size_t quarantine;   /* freed values kept poisoned before the real free */
 	unsigned section_ops; /* ops per syncmap_read_lock section */
+	unsigned shards;     /* syncmap_options.shards: 0 = automatic */
 	bool have_clear;     /* derived: clear weight > 0 */
 
 	/* The command line, for the reproduce line. */
@@ -109,6 +110,9 @@ int ss_parse_options(int argc, char **argv); /* 0 ok, else the exit status */
 /* The reproduce command (launcher + argv, --seed added if absent). */
 const char *ss_reproduce_line(void);
 const char *ss_config_line(void); /* one line describing the effective run */
+/* The shard count the map gets: cfg.shards, or the library's automatic
+ * choice on this machine. */
+unsigned ss_shards_effective(void);
 
 /* ---- keys (keys.c) ------------------------------------------------------- */
 

@@ -16,7 +16,10 @@
  *      no dirty map, len == keys found, entries allocated == snapshot keys
  *      once the old snapshot is reclaimed (no entry leaked or freed twice),
  *      misses <= locked critical sections, max_locked_work within
- *      SYNCMAP_MAX_LOCKED_WORK;
+ *      SYNCMAP_MAX_LOCKED_WORK, max_locked_key_bytes within
+ *      SYNCMAP_MAX_LOCKED_KEY_BYTES, nothing pending, the shard count
+ *      asked for (all of these are sums or maxima over the shards, and
+ *      the range promoted every shard first);
  *   6. reclamation on: values made - discarded - freed == non-NULL values
  *      in the map, NULL values stored - NULL values freed == NULL values in
  *      the map;
@@ -191,7 +194,19 @@ void ss_verify_syncmap(void)
 	STAT_CHECK(st.max_locked_work <= SYNCMAP_MAX_LOCKED_WORK,
 		   "stats.max_locked_work %" PRIu64 " exceeds SYNCMAP_MAX_LOCKED_WORK (%d)", st.max_locked_work,
 		   SYNCMAP_MAX_LOCKED_WORK);
-	STAT_CHECK(st.pending_reclaim == 0, "stats.pending_reclaim %" PRIu64 " at rest", st.pending_reclaim);
+	STAT_CHECK(st.max_locked_key_bytes <= SYNCMAP_MAX_LOCKED_KEY_BYTES,
+		   "stats.max_locked_key_bytes %" PRIu64 " exceeds SYNCMAP_MAX_LOCKED_KEY_BYTES (%d)",
+		   st.max_locked_key_bytes, SYNCMAP_MAX_LOCKED_KEY_BYTES);
+	STAT_CHECK(st.pending_reclaim == 0 && st.pending_bytes == 0,
+		   "stats.pending_reclaim %" PRIu64 ", pending_bytes %" PRIu64 " at rest", st.pending_reclaim,
+		   st.pending_bytes);
+	/* The shard count asked for (or the automatic one), and only shards
+	 * that exist can have been written.  Every other stat above is a sum
+	 * over shards, and the range promoted every shard before walking. */
+	STAT_CHECK(st.shards == ss_shards_effective() && st.shards_used <= st.shards &&
+			   (st.len == 0 || st.shards_used > 0),
+		   "stats.shards %u (expected %u), shards_used %u, len %zu", st.shards, ss_shards_effective(),
+		   st.shards_used, st.len);
 
 	/* Values: what the threads made, minus what went back, is what the map holds. */
 	for (unsigned t = 0; t < cfg.threads; t++) {
