@@ -102,6 +102,7 @@ static void free_workers(void)
 		free(w->mono);
 		free(w->seen_bits);
 		free(w->range_own);
+		free(w->held);
 		for (int op = 0; op < OP__N; op++)
 			free(w->lat[op].v);
 	}

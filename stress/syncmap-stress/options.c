@@ -89,6 +89,12 @@ static void usage(FILE *f)
 		"      --reclaim on|off  on (default): values are heap objects the map frees\n"
 		"                        (free_value set); off: tagged words, free_value NULL\n"
 		"      --no-reclaim      same as --reclaim off\n"
+		"      --owner map|caller\n"
+		"                        map (default): every value leaves through free_value;\n"
+		"                        caller (needs --reclaim on): delete and load_and_delete\n"
+		"                        are syncmap_take, and the tool disposes of each value\n"
+		"                        handed over: syncmap_retire, or its own free after\n"
+		"                        syncmap_synchronize, or a move to another owned key\n"
 		"      --quarantine N    freed values kept poisoned before the real free (65536)\n"
 		"      --section N       ops per syncmap_read_lock section (8)\n"
 		"      --shards N|auto   the map's shard count: a power of two up to %d;\n"
@@ -357,6 +363,15 @@ int ss_parse_options(int argc, char **argv)
 		} else if (IS("--reclaim")) {
 			if (parse_onoff(name, val, &cfg.reclaim))
 				return 2;
+		} else if (IS("--owner")) {
+			if (!strcmp(val, "caller")) {
+				cfg.owner_caller = true;
+			} else if (!strcmp(val, "map")) {
+				cfg.owner_caller = false;
+			} else {
+				fprintf(stderr, "syncmap-stress: --owner: map or caller, not '%s'\n", val);
+				return 2;
+			}
 		} else if (IS("--no-reclaim")) {
 			cfg.reclaim = false;
 		} else if (IS("--zipf-s")) {
@@ -481,8 +496,14 @@ int ss_parse_options(int argc, char **argv)
 			1ULL << (8 * cfg.klen));
 		return 2;
 	}
-	if (cfg.workload == WL_GOMAP && shards_given) {
-		fprintf(stderr, "syncmap-stress: --shards applies to the syncmap workloads, not gomap-churn\n");
+	if (cfg.workload == WL_GOMAP && (shards_given || cfg.owner_caller)) {
+		fprintf(stderr, "syncmap-stress: %s applies to the syncmap workloads, not gomap-churn\n",
+			shards_given ? "--shards" : "--owner caller");
+		return 2;
+	}
+	if (cfg.owner_caller && !cfg.reclaim) {
+		fprintf(stderr, "syncmap-stress: --owner caller needs --reclaim on: without free_value the map owns "
+				"nothing to hand over (syncmap_take is load_and_delete)\n");
 		return 2;
 	}
 	if (cfg.workload == WL_GOMAP) {
@@ -605,8 +626,8 @@ const char *ss_config_line(void)
 	else
 		snprintf(buf, sizeof(buf),
 			 "workload %s, dist %s, %u threads, keys %" PRIu64 " (%" PRIu64
-			 " owned per thread), key-len %u, reclaim %s, shards %s",
+			 " owned per thread), key-len %u, reclaim %s, shards %s%s",
 			 ss_workload_names[cfg.workload], ss_dist_names[cfg.dist], cfg.threads, cfg.keys, cfg.owned,
-			 cfg.klen, cfg.reclaim ? "on" : "off", shards);
+			 cfg.klen, cfg.reclaim ? "on" : "off", shards, cfg.owner_caller ? ", owner caller" : "");
 	return buf;
 }

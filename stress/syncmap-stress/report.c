@@ -214,7 +214,7 @@ static int64_t leaked(void)
 {
 	if (cfg.workload == WL_GOMAP || !cfg.reclaim)
 		return 0;
-	return (int64_t)(ss_ver.made - ss_ver.freed - ss_ver.discarded);
+	return (int64_t)(ss_ver.made - ss_ver.freed - ss_ver.tool_freed - ss_ver.discarded);
 }
 
 static void json_str(FILE *f, const char *s)
@@ -243,10 +243,10 @@ static void report_json(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 	fprintf(f, ",\n  \"config\": {\"workload\": \"%s\", \"dist\": \"%s\", \"threads\": %u, \"duration_s\": %g, "
 		   "\"ops_per_thread\": %" PRIu64 ", \"keys\": %" PRIu64 ", \"owned_per_thread\": %" PRIu64
 		   ", \"key_len\": %u, \"reclaim\": %s, \"zipf_s\": %g, \"prefill\": %g, \"wave\": %" PRIu64
-		   ", \"section_ops\": %u, \"sample_every\": %u, \"quarantine\": %zu, \"shards\": %u, \"mix\": {",
+		   ", \"section_ops\": %u, \"sample_every\": %u, \"quarantine\": %zu, \"shards\": %u, \"owner\": \"%s\", \"mix\": {",
 		ss_workload_names[cfg.workload], ss_dist_names[cfg.dist], cfg.threads, cfg.duration, cfg.ops, cfg.keys,
 		cfg.owned, cfg.klen, cfg.reclaim ? "true" : "false", cfg.zipf_s, cfg.prefill, cfg.wave, cfg.section_ops,
-		cfg.sample_every, cfg.quarantine, cfg.shards);
+		cfg.sample_every, cfg.quarantine, cfg.shards, cfg.owner_caller ? "caller" : "map");
 	bool first = true;
 	for (int op = 0; op < OP__N; op++)
 		if (cfg.mix[op] > 0) {
@@ -292,13 +292,23 @@ static void report_json(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			st->building ? "true" : "false", st->promotions, st->misses, st->locked_ops, st->max_locked_work,
 			st->max_locked_key_bytes, st->entries, st->pending_reclaim, st->pending_bytes, st->reclaim_waits);
 		struct observed o = observed_totals();
+		if (cfg.owner_caller)
+			fprintf(f, "  \"owner_caller\": {\"taken\": %" PRIu64 ", \"taken_null\": %" PRIu64 ", \"retired\": %" PRIu64
+				   ", \"retired_null\": %" PRIu64 ", \"retire_enomem\": %" PRIu64 ", \"freed_by_tool\": %" PRIu64
+				   ", \"held_null\": %" PRIu64 ", \"moved\": %" PRIu64 ", \"moved_null\": %" PRIu64
+				   ", \"synchronize_calls\": %" PRIu64 ", \"synchronize_mean_ns\": %" PRIu64
+				   ", \"synchronize_max_ns\": %" PRIu64 "},\n",
+				ss_ver.taken, ss_ver.taken_null, ss_ver.retired, ss_ver.retired_null, ss_ver.retire_enomem,
+				ss_ver.tool_freed, ss_ver.kept_null, ss_ver.moved, ss_ver.moved_null, ss_ver.syncs,
+				ss_ver.syncs ? ss_ver.sync_ns_total / ss_ver.syncs : 0, ss_ver.sync_ns_max);
 		fprintf(f, "  \"observed\": {\"load_hits\": %" PRIu64 ", \"load_misses\": %" PRIu64
 			   ", \"range_keys\": %" PRIu64 ", \"clears\": %" PRIu64 "},\n",
 			o.hits, o.misses, o.range_keys, o.clears);
-		fprintf(f, "  \"values\": {\"made\": %" PRIu64 ", \"freed_by_map\": %" PRIu64 ", \"discarded_by_tool\": %" PRIu64
-			   ", \"null_stored\": %" PRIu64 ", \"null_freed\": %" PRIu64 ", \"in_map_at_free\": %" PRIu64
-			   ", \"double_frees\": %lu, \"poison_broken\": %lu, \"leaked\": %" PRId64 "},\n",
-			ss_ver.made, ss_ver.freed, ss_ver.discarded, ss_ver.stored_null, ss_ver.freed_null,
+		fprintf(f, "  \"values\": {\"made\": %" PRIu64 ", \"freed_by_map\": %" PRIu64 ", \"freed_by_tool\": %" PRIu64
+			   ", \"discarded_by_tool\": %" PRIu64 ", \"null_stored\": %" PRIu64 ", \"null_freed\": %" PRIu64
+			   ", \"in_map_at_free\": %" PRIu64 ", \"double_frees\": %lu, \"poison_broken\": %lu, \"leaked\": %" PRId64
+			   "},\n",
+			ss_ver.made, ss_ver.freed, ss_ver.tool_freed, ss_ver.discarded, ss_ver.stored_null, ss_ver.freed_null,
 			ss_ver.in_map_at_free, atomic_load(&ss_vc.double_frees), atomic_load(&ss_vc.poison_broken), leaked());
 		fprintf(f, "  \"final_checks\": {\"owned_keys\": %" PRIu64 ", \"scanned\": %" PRIu64 ", \"present\": %" PRIu64
 			   ", \"present_null\": %" PRIu64 ", \"range_visited\": %" PRIu64 ", \"len\": %" PRIu64
@@ -366,12 +376,24 @@ static void report_text(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			SYNCMAP_MAX_LOCKED_KEY_BYTES, st->entries, st->pending_reclaim, st->pending_bytes, st->reclaim_waits);
 		fprintf(f, "  observed  load hits %" PRIu64 ", misses %" PRIu64 ", range keys %" PRIu64 ", clears %" PRIu64 "\n",
 			o.hits, o.misses, o.range_keys, o.clears);
+		if (cfg.owner_caller)
+			fprintf(f, "  owner     caller: delete and load_and_delete were syncmap_take; %" PRIu64
+				   " values handed over (%" PRIu64 " NULL):\n"
+				   "            %" PRIu64 " retired (syncmap_retire; %" PRIu64 " refused with -ENOMEM and held instead),\n"
+				   "            %" PRIu64 " freed by the tool (%" PRIu64 " NULL) after %" PRIu64
+				   " syncmap_synchronize (mean %.2f ms, max %.2f ms),\n"
+				   "            %" PRIu64 " moved to another owned key (%" PRIu64 " NULL)\n",
+				ss_ver.taken, ss_ver.taken_null, ss_ver.retired, ss_ver.retire_enomem, ss_ver.kept,
+				ss_ver.kept_null, ss_ver.syncs,
+				ss_ver.syncs ? (double)ss_ver.sync_ns_total / (double)ss_ver.syncs / 1e6 : 0.0,
+				(double)ss_ver.sync_ns_max / 1e6, ss_ver.moved, ss_ver.moved_null);
 		if (cfg.reclaim)
-			fprintf(f, "  values    made %" PRIu64 ", freed by the map %" PRIu64 ", discarded by the tool %" PRIu64
-				   ", in the map at free %" PRIu64 "\n"
+			fprintf(f, "  values    made %" PRIu64 ", freed by the map %" PRIu64 ", freed by the tool %" PRIu64
+				   ", discarded by the tool %" PRIu64 ", in the map at free %" PRIu64 "\n"
 				   "            NULL stored %" PRIu64 " / freed %" PRIu64 ", double frees %lu, poison broken %lu, leaked %" PRId64 "\n",
-				ss_ver.made, ss_ver.freed, ss_ver.discarded, ss_ver.in_map_at_free, ss_ver.stored_null,
-				ss_ver.freed_null, atomic_load(&ss_vc.double_frees), atomic_load(&ss_vc.poison_broken), leaked());
+				ss_ver.made, ss_ver.freed, ss_ver.tool_freed, ss_ver.discarded, ss_ver.in_map_at_free,
+				ss_ver.stored_null, ss_ver.freed_null, atomic_load(&ss_vc.double_frees),
+				atomic_load(&ss_vc.poison_broken), leaked());
 		else
 			fprintf(f, "  values    tagged words (reclaim off): nothing to free\n");
 		fprintf(f, "  checked   at the end: %" PRIu64 " owned keys exact, %" PRIu64 " keys loaded (%" PRIu64

@@ -96,6 +96,8 @@ struct ss_config {
 	size_t quarantine;   /* freed values kept poisoned before the real free */
 	unsigned section_ops; /* ops per syncmap_read_lock section */
 	unsigned shards;     /* syncmap_options.shards: 0 = automatic */
+	bool owner_caller;   /* --owner caller: deletes are syncmap_take, and the
+			      * tool disposes of what it is handed */
 	bool have_clear;     /* derived: clear weight > 0 */
 
 	/* The command line, for the reproduce line. */
@@ -196,14 +198,18 @@ struct ss_value {
 	uint32_t key;
 	uint32_t writer;
 	uint64_t seq;
-	uint64_t check; /* ss_val_mix(key, writer, seq): a torn value fails it */
+	uint64_t check; /* ss_val_mix(key, alt, writer, seq): a torn value fails it */
 	atomic_uint freed;
-	uint32_t pad;
+	/* The one other key this value may be filed under: with --owner
+	 * caller a value taken from an owned key may move to its partner key
+	 * (ss_partner_key) while readers of the first still hold it, so it
+	 * cannot be rewritten; fixed at creation.  Otherwise == key. */
+	uint32_t alt;
 };
 
-static inline uint64_t ss_val_mix(uint64_t key, uint64_t writer, uint64_t seq)
+static inline uint64_t ss_val_mix(uint64_t key, uint64_t alt, uint64_t writer, uint64_t seq)
 {
-	return sm_splitmix64(key ^ (writer << 32) ^ sm_splitmix64(seq));
+	return sm_splitmix64(key ^ (writer << 32) ^ sm_splitmix64(seq ^ (alt << 32)));
 }
 
 /* Tagged words: 1 | key:24 | writer:8 | seq:23 | check:8. */
@@ -232,11 +238,17 @@ struct ss_value_counters {
 	atomic_ulong bad_frees;    /* not a value of ours / corrupt */
 	atomic_ulong evicted;      /* really freed out of the quarantine */
 	atomic_ulong poison_broken; /* written after free (found at eviction) */
+	atomic_ulong tool_freed;   /* --owner caller: values syncmap_take handed
+				    * over, freed by the tool after syncmap_synchronize */
 };
 extern struct ss_value_counters ss_vc;
 
 void ss_values_init(void);
 void ss_free_value(void *val, void *ctx); /* the map's free_value */
+/* --owner caller: free a value syncmap_take handed to thread `who` (taken
+ * from key `key`), once syncmap_synchronize has returned: checked, then
+ * poisoned and quarantined like the map's frees, counted apart. */
+void ss_tool_free(int who, uint64_t key, void *val);
 /* Free what is left in the quarantine, checking each poison (end of run). */
 void ss_quarantine_drain(void);
 
@@ -294,7 +306,20 @@ struct ss_worker {
 	uint64_t shared_seq;
 	uint64_t made;          /* value objects allocated */
 	uint64_t discarded;     /* value objects freed by the tool (never stored) */
-	uint64_t stored_null;   /* NULL values the map took */
+	uint64_t stored_null;   /* NULL values the map took (moves included) */
+	/* --owner caller: what syncmap_take handed over, and where each went
+	 * (taken == retired + kept + moved once the held list is flushed) */
+	uint64_t taken, taken_null;
+	uint64_t retired, retired_null; /* syncmap_retire: the map frees it */
+	uint64_t retire_enomem;         /* syncmap_retire refused (in a section): held instead */
+	uint64_t kept, kept_null;       /* held, freed by the tool after syncmap_synchronize */
+	uint64_t moved, moved_null;     /* stored again under the partner key */
+	uint64_t syncs, sync_ns_total, sync_ns_max; /* syncmap_synchronize calls */
+	struct ss_held {
+		uint64_t key; /* taken from */
+		void *v;
+	} *held;
+	size_t nheld, held_cap;
 	uint64_t clears;
 	uint64_t started_ns, finished_ns;
 	int sections;           /* ops left in the current read section */
@@ -349,6 +374,9 @@ struct ss_verify {
 	bool stats_ok;
 	double pending_wait_s;
 	uint64_t made, discarded, freed, freed_null, stored_null, in_map_at_free;
+	/* --owner caller, summed over the threads */
+	uint64_t tool_freed, taken, taken_null, retired, retired_null, retire_enomem, kept, kept_null, moved,
+		moved_null, syncs, sync_ns_total, sync_ns_max;
 };
 extern struct ss_verify ss_ver;
 void ss_verify_syncmap(void); /* everything but the final free */
