@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 	run.start_ns = sm_now_ns();
 	atomic_store_explicit(&run.go, true, memory_order_release);
 
-	double next_tick = 1.0;
+	double next_tick = 1.0, next_fork = cfg.fork_every;
 	for (;;) {
 		usleep(20000);
 		double el = (double)(sm_now_ns() - run.start_ns) / 1e9;
@@ -179,6 +179,13 @@ int main(int argc, char **argv)
 			break;
 		if (!cfg.ops && el >= cfg.duration)
 			break;
+		if (cfg.fork_every > 0 && run.map && el >= next_fork) {
+			ss_fork_once(el);
+			/* From the child's end: slow children (sanitizers) must not
+			 * make forks back to back. */
+			next_fork = (double)(sm_now_ns() - run.start_ns) / 1e9 + cfg.fork_every;
+			continue;
+		}
 		if (el >= next_tick) {
 			ss_progress_tick(el, false);
 			next_tick += 1.0;

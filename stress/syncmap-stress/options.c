@@ -97,6 +97,10 @@ static void usage(FILE *f)
 		"                        syncmap_synchronize, or a move to another owned key\n"
 		"      --quarantine N    freed values kept poisoned before the real free (65536)\n"
 		"      --section N       ops per syncmap_read_lock section (8)\n"
+		"      --fork S          every S seconds (fractions too: 0.5) fork while the\n"
+		"                        workers run; the child checks the inherited map and a\n"
+		"                        new one, frees both and exits; the parent waits and\n"
+		"                        fails the run if the child fails or hangs (0 = off)\n"
 		"      --shards N|auto   the map's shard count: a power of two up to %d;\n"
 		"                        1 = one sync.Map (Go's design); auto (default, 0):\n"
 		"                        the library's choice for this machine (%u here)\n"
@@ -439,6 +443,9 @@ int ss_parse_options(int argc, char **argv)
 			if (parse_u64(name, val, &v) || v > 1u << 26)
 				return 2;
 			cfg.quarantine = (size_t)v;
+		} else if (IS("--fork")) {
+			if (parse_double(name, val, &cfg.fork_every))
+				return 2;
 		} else if (IS("--shards")) {
 			if (!strcmp(val, "auto")) {
 				v = 0;
@@ -496,9 +503,9 @@ int ss_parse_options(int argc, char **argv)
 			1ULL << (8 * cfg.klen));
 		return 2;
 	}
-	if (cfg.workload == WL_GOMAP && (shards_given || cfg.owner_caller)) {
+	if (cfg.workload == WL_GOMAP && (shards_given || cfg.owner_caller || cfg.fork_every > 0)) {
 		fprintf(stderr, "syncmap-stress: %s applies to the syncmap workloads, not gomap-churn\n",
-			shards_given ? "--shards" : "--owner caller");
+			shards_given ? "--shards" : cfg.owner_caller ? "--owner caller" : "--fork");
 		return 2;
 	}
 	if (cfg.owner_caller && !cfg.reclaim) {
@@ -615,7 +622,9 @@ unsigned ss_shards_effective(void)
 const char *ss_config_line(void)
 {
 	static char buf[512];
-	char shards[48];
+	char shards[48], fork[48] = "";
+	if (cfg.fork_every > 0)
+		snprintf(fork, sizeof(fork), ", fork every %g s", cfg.fork_every);
 	if (cfg.shards)
 		snprintf(shards, sizeof(shards), "%u", cfg.shards);
 	else
@@ -626,8 +635,8 @@ const char *ss_config_line(void)
 	else
 		snprintf(buf, sizeof(buf),
 			 "workload %s, dist %s, %u threads, keys %" PRIu64 " (%" PRIu64
-			 " owned per thread), key-len %u, reclaim %s, shards %s%s",
+			 " owned per thread), key-len %u, reclaim %s, shards %s%s%s",
 			 ss_workload_names[cfg.workload], ss_dist_names[cfg.dist], cfg.threads, cfg.keys, cfg.owned,
-			 cfg.klen, cfg.reclaim ? "on" : "off", shards, cfg.owner_caller ? ", owner caller" : "");
+			 cfg.klen, cfg.reclaim ? "on" : "off", shards, cfg.owner_caller ? ", owner caller" : "", fork);
 	return buf;
 }

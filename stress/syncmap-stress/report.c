@@ -20,6 +20,8 @@
 
 atomic_bool ss_stop;
 atomic_ulong ss_failures;
+int ss_child_mode;
+char ss_child_reason[384];
 struct syncmap_stats ss_final_stats;
 volatile int ss_interrupted;
 
@@ -33,6 +35,19 @@ void ss_fail(int who, const char *fmt, ...)
 {
 	unsigned long n = atomic_fetch_add(&ss_failures, 1) + 1;
 	atomic_store(&ss_stop, true);
+	if (ss_child_mode) {
+		/* A forked child: a worker may have held out_mu or stderr's lock
+		 * at the fork instant.  Keep the first reason only. */
+		if (!ss_child_reason[0]) {
+			va_list ap;
+			va_start(ap, fmt);
+			vsnprintf(ss_child_reason, sizeof(ss_child_reason), fmt, ap);
+			va_end(ap);
+			if (!ss_child_reason[0])
+				snprintf(ss_child_reason, sizeof(ss_child_reason), "(failure)");
+		}
+		return;
+	}
 	if (n > FAIL_PRINT_MAX + 1)
 		return;
 	char msg[512];
@@ -243,10 +258,10 @@ static void report_json(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 	fprintf(f, ",\n  \"config\": {\"workload\": \"%s\", \"dist\": \"%s\", \"threads\": %u, \"duration_s\": %g, "
 		   "\"ops_per_thread\": %" PRIu64 ", \"keys\": %" PRIu64 ", \"owned_per_thread\": %" PRIu64
 		   ", \"key_len\": %u, \"reclaim\": %s, \"zipf_s\": %g, \"prefill\": %g, \"wave\": %" PRIu64
-		   ", \"section_ops\": %u, \"sample_every\": %u, \"quarantine\": %zu, \"shards\": %u, \"owner\": \"%s\", \"mix\": {",
+		   ", \"section_ops\": %u, \"sample_every\": %u, \"quarantine\": %zu, \"shards\": %u, \"owner\": \"%s\", \"fork_every_s\": %g, \"mix\": {",
 		ss_workload_names[cfg.workload], ss_dist_names[cfg.dist], cfg.threads, cfg.duration, cfg.ops, cfg.keys,
 		cfg.owned, cfg.klen, cfg.reclaim ? "true" : "false", cfg.zipf_s, cfg.prefill, cfg.wave, cfg.section_ops,
-		cfg.sample_every, cfg.quarantine, cfg.shards, cfg.owner_caller ? "caller" : "map");
+		cfg.sample_every, cfg.quarantine, cfg.shards, cfg.owner_caller ? "caller" : "map", cfg.fork_every);
 	bool first = true;
 	for (int op = 0; op < OP__N; op++)
 		if (cfg.mix[op] > 0) {
@@ -292,6 +307,15 @@ static void report_json(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			st->building ? "true" : "false", st->promotions, st->misses, st->locked_ops, st->max_locked_work,
 			st->max_locked_key_bytes, st->entries, st->pending_reclaim, st->pending_bytes, st->reclaim_waits);
 		struct observed o = observed_totals();
+		if (cfg.fork_every > 0) {
+			const struct ss_fork_stats *k = &ss_fork_stats;
+			fprintf(f, "  \"fork\": {\"every_s\": %g, \"children\": %" PRIu64 ", \"failed\": %" PRIu64
+				   ", \"mean_child_s\": %.3f, \"max_child_s\": %.3f, \"inherited_keys_checked\": %" PRIu64
+				   ", \"own_ops\": %" PRIu64 ", \"new_map_values\": %" PRIu64
+				   ", \"max_new_map_reclaim_s\": %.3f, \"max_inherited_free_s\": %.3f},\n",
+				cfg.fork_every, k->children, k->failed, k->children ? k->total_s / (double)k->children : 0.0,
+				k->max_s, k->inherited_present, k->own_ops, k->new_values, k->max_new_reclaim_s, k->max_free_s);
+		}
 		if (cfg.owner_caller)
 			fprintf(f, "  \"owner_caller\": {\"taken\": %" PRIu64 ", \"taken_null\": %" PRIu64 ", \"retired\": %" PRIu64
 				   ", \"retired_null\": %" PRIu64 ", \"retire_enomem\": %" PRIu64 ", \"freed_by_tool\": %" PRIu64
@@ -376,6 +400,16 @@ static void report_text(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			SYNCMAP_MAX_LOCKED_KEY_BYTES, st->entries, st->pending_reclaim, st->pending_bytes, st->reclaim_waits);
 		fprintf(f, "  observed  load hits %" PRIu64 ", misses %" PRIu64 ", range keys %" PRIu64 ", clears %" PRIu64 "\n",
 			o.hits, o.misses, o.range_keys, o.clears);
+		if (cfg.fork_every > 0) {
+			const struct ss_fork_stats *k = &ss_fork_stats;
+			fprintf(f, "  fork      %" PRIu64 " children (every %g s while the workers ran), %" PRIu64
+				   " failed; child mean %.2f s, max %.2f s\n"
+				   "            they checked %" PRIu64 " inherited keys, %" PRIu64
+				   " exact ops on their own keys, %" PRIu64 " values through new maps\n"
+				   "            (max %.3f s until all retired were freed); syncmap_free of the inherited map max %.3f s\n",
+				k->children, cfg.fork_every, k->failed, k->children ? k->total_s / (double)k->children : 0.0,
+				k->max_s, k->inherited_present, k->own_ops, k->new_values, k->max_new_reclaim_s, k->max_free_s);
+		}
 		if (cfg.owner_caller)
 			fprintf(f, "  owner     caller: delete and load_and_delete were syncmap_take; %" PRIu64
 				   " values handed over (%" PRIu64 " NULL):\n"

@@ -13,6 +13,8 @@
  *   workers.c      the syncmap worker threads: every op with its checks
  *   verify.c       the end-of-run checks (owned keys, scan, range, len,
  *                  stats, value accounting)
+ *   fork.c         --fork: children forked while the workers run, and
+ *                  their checks
  *   gomap_churn.c  the single-threaded gomap mode
  *   report.c       failures, progress line, final report, JSON
  *   main.c         orchestration
@@ -40,6 +42,8 @@ static inline void ss_common_used_(void)
 #define SS_CACHELINE 64
 #define SS_MAX_THREADS 254 /* writer ids fit a byte; 255 is reserved */
 #define SS_KEY_MAX 256
+#define SS_STR_(x) #x
+#define SS_STR(x) SS_STR_(x)
 
 /* ---- configuration (options.c) ---------------------------------------- */
 
@@ -98,6 +102,7 @@ struct ss_config {
 	unsigned shards;     /* syncmap_options.shards: 0 = automatic */
 	bool owner_caller;   /* --owner caller: deletes are syncmap_take, and the
 			      * tool disposes of what it is handed */
+	double fork_every;   /* --fork: seconds between forks; 0 = never */
 	bool have_clear;     /* derived: clear weight > 0 */
 
 	/* The command line, for the reproduce line. */
@@ -172,9 +177,13 @@ extern atomic_bool ss_stop;     /* set on failure, end of time, or signal */
 extern atomic_ulong ss_failures;
 
 /* Record a failure (printed at once to stderr, at most a few dozen); sets
- * ss_stop.  `who` is a thread id or -1 (main / reclamation worker). */
+ * ss_stop.  `who` is a thread id or -1 (main / reclamation worker).  In a
+ * --fork child (ss_child_mode) it prints nothing and takes no lock: the
+ * first reason goes to ss_child_reason, for the child to send back. */
 void ss_fail(int who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define SS_FAIL(...) ss_fail(-1, __VA_ARGS__)
+extern int ss_child_mode;
+extern char ss_child_reason[384];
 
 /* ---- values (values.c) ----------------------------------------------------- */
 
@@ -381,6 +390,22 @@ struct ss_verify {
 extern struct ss_verify ss_ver;
 void ss_verify_syncmap(void); /* everything but the final free */
 void ss_verify_after_free(void);
+
+/* ---- --fork (fork.c) ------------------------------------------------------ */
+
+struct ss_fork_stats {
+	uint64_t children, failed;
+	double total_s, max_s;          /* fork to the child's exit, seen by the parent */
+	uint64_t inherited_present;     /* inherited keys loaded and checked, all children */
+	uint64_t own_ops;               /* exactly predicted ops on the inherited map */
+	uint64_t new_values;            /* values through the children's new maps */
+	double max_new_reclaim_s;       /* the longest wait for a new map's frees */
+	double max_free_s;              /* the longest syncmap_free of the inherited map */
+};
+extern struct ss_fork_stats ss_fork_stats;
+/* Fork now (from the main thread, outside any read section), wait for the
+ * child and account for it; a failed child is a failure of the run. */
+void ss_fork_once(double at_s);
 
 /* ---- gomap mode (gomap_churn.c) ---------------------------------------- */
 

@@ -34,8 +34,25 @@ static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ss_value **q;
 static size_t q_head, q_n;
 
+/* --fork: a worker (helping reclaim) or the call_rcu thread may hold the
+ * quarantine's mutex at the fork instant, and the child's free_value needs
+ * it.  Registered before the first syncmap_new, so this prepare handler
+ * runs after the library's (which pauses the call_rcu thread first, so it
+ * cannot be waiting here for a mutex we hold). */
+static void q_fork_prepare(void)
+{
+	pthread_mutex_lock(&q_mu);
+}
+
+static void q_fork_after(void)
+{
+	pthread_mutex_unlock(&q_mu);
+}
+
 void ss_values_init(void)
 {
+	if (cfg.fork_every > 0)
+		pthread_atfork(q_fork_prepare, q_fork_after, q_fork_after);
 	if (cfg.reclaim && cfg.quarantine) {
 		q = calloc(cfg.quarantine, sizeof(*q));
 		if (!q) {
