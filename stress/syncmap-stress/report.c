@@ -402,13 +402,14 @@ static void report_text(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			o.hits, o.misses, o.range_keys, o.clears);
 		if (cfg.fork_every > 0) {
 			const struct ss_fork_stats *k = &ss_fork_stats;
-			fprintf(f, "  fork      %" PRIu64 " children (every %g s while the workers ran), %" PRIu64
+			fprintf(f, "  fork      %" PRIu64 " %s (every %g s while the workers ran), %" PRIu64
 				   " failed; child mean %.2f s, max %.2f s\n"
 				   "            they checked %" PRIu64 " inherited keys, %" PRIu64
 				   " exact ops on their own keys, %" PRIu64 " values through new maps\n"
 				   "            (max %.3f s until all retired were freed); syncmap_free of the inherited map max %.3f s\n",
-				k->children, cfg.fork_every, k->failed, k->children ? k->total_s / (double)k->children : 0.0,
-				k->max_s, k->inherited_present, k->own_ops, k->new_values, k->max_new_reclaim_s, k->max_free_s);
+				k->children, k->children == 1 ? "child" : "children", cfg.fork_every, k->failed,
+				k->children ? k->total_s / (double)k->children : 0.0, k->max_s, k->inherited_present, k->own_ops,
+				k->new_values, k->max_new_reclaim_s, k->max_free_s);
 		}
 		if (cfg.owner_caller)
 			fprintf(f, "  owner     caller: delete and load_and_delete were syncmap_take; %" PRIu64
