@@ -290,7 +290,7 @@ struct ss_lat {
 struct ss_own {
 	void *v;        /* current value when present */
 	uint32_t seq;   /* last sequence number issued for this key */
-	uint32_t epoch; /* clear epoch when this state was established */
+	uint32_t epoch; /* clears started when this state was established */
 	uint8_t present;
 	uint8_t maybe_absent; /* a clear may have removed it */
 };
@@ -350,7 +350,7 @@ struct ss_run {
 	uint64_t slide_period; /* ops per thread for the window to cross the keys */
 	uint64_t shared_base; /* first shared key: threads * owned */
 	uint64_t shared_n;
-	atomic_ulong clear_epoch; /* odd while a clear runs */
+	atomic_ulong clear_epoch; /* clears started << 32 | clears finished (below) */
 	atomic_uint ready;        /* workers done with prefill */
 	atomic_uint finished;     /* workers done with their ops */
 	atomic_bool go;
@@ -360,6 +360,24 @@ struct ss_run {
 	unsigned levels;
 };
 extern struct ss_run run;
+
+/*
+ * run.clear_epoch: clears started (high 32 bits) and clears finished (low
+ * 32 bits) in one word, so one load sees both; a clear may be running
+ * exactly when they differ.  (One counter, odd while a clear runs, fails
+ * once two clears overlap: the second start makes it even while the first
+ * still runs, and an owner whose key that first clear removes sees no
+ * clear at all.)
+ */
+#define SS_CLEAR_STARTED (1ULL << 32)
+static inline bool ss_clear_running(uint64_t epoch)
+{
+	return (uint32_t)(epoch >> 32) != (uint32_t)epoch;
+}
+static inline uint32_t ss_clears_started(uint64_t epoch)
+{
+	return (uint32_t)(epoch >> 32);
+}
 
 void *ss_worker_main(void *arg);
 void ss_mix_build(void); /* fills run.mixtab from cfg.mix (and the wave) */

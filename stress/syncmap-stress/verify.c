@@ -76,7 +76,7 @@ static void check_owned(void)
 			if (found && !ss_value_check(-1, "final load", key, v, true, &s))
 				continue;
 			/* A clear since the owner's last op on the key may have removed it. */
-			bool maybe_absent = st->maybe_absent || st->epoch != (uint32_t)epoch;
+			bool maybe_absent = st->maybe_absent || st->epoch != ss_clears_started(epoch);
 			bool ok = found ? st->present && v == st->v : !st->present || maybe_absent;
 			if (!ok)
 				SS_FAIL("final state of key %" PRIu64 " (owned by thread %u): expected %s %p%s, found %s %p", key, t,

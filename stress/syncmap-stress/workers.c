@@ -16,10 +16,10 @@
  * value seen is checked for integrity and for belonging to the key.
  *
  * syncmap_clear (when the mix has it) deletes owned keys behind their
- * owners' backs.  A global epoch, odd while a clear runs, tells an owner
- * whether a clear may have hit a key since it last touched it or during an
- * op; such a key "may be absent" and the result is checked against both
- * states (see own_begin/own_end).
+ * owners' backs.  A global epoch (clears started and finished, see
+ * stress.h) tells an owner whether a clear may have hit a key since it last
+ * touched it or during an op; such a key "may be absent" and the result is
+ * checked against both states (see own_begin/own_end).
  *
  * Every op runs inside a syncmap_read_lock section (cfg.section_ops ops per
  * section), so the values it returns stay pinned while they are checked.
@@ -320,9 +320,10 @@ static inline void own_begin(struct own_op *o, struct ss_worker *w, uint64_t key
 static inline void own_end(struct own_op *o)
 {
 	o->e1 = epoch_now();
-	o->overlap = o->e1 != o->e0 || (o->e0 & 1);
+	o->overlap = o->e1 != o->e0 || ss_clear_running(o->e0);
 	o->can_present = o->st->present;
-	o->can_absent = !o->st->present || o->st->maybe_absent || o->st->epoch != (uint32_t)o->e0 || o->overlap;
+	o->can_absent = !o->st->present || o->st->maybe_absent || o->st->epoch != ss_clears_started(o->e0) ||
+			o->overlap;
 	o->exact = !(o->can_present && o->can_absent);
 }
 
@@ -331,14 +332,14 @@ static inline void own_set_present(struct own_op *o, void *v, uint64_t seq)
 	o->st->present = 1;
 	o->st->v = v;
 	o->st->maybe_absent = o->overlap;
-	o->st->epoch = (uint32_t)o->e1;
+	o->st->epoch = ss_clears_started(o->e1);
 	(void)seq;
 }
 
 static inline void own_keep_present(struct own_op *o)
 {
 	o->st->maybe_absent = o->overlap;
-	o->st->epoch = (uint32_t)o->e1;
+	o->st->epoch = ss_clears_started(o->e1);
 }
 
 static inline void own_set_absent(struct own_op *o)
@@ -346,7 +347,7 @@ static inline void own_set_absent(struct own_op *o)
 	o->st->present = 0;
 	o->st->v = NULL;
 	o->st->maybe_absent = 0;
-	o->st->epoch = (uint32_t)o->e1;
+	o->st->epoch = ss_clears_started(o->e1);
 }
 
 static const char *own_expect(const struct own_op *o, char *buf, size_t n)
@@ -864,12 +865,12 @@ static void op_range(struct opctx *c)
 	TIMED(w, OP_RANGE, c->timed, syncmap_range(run.map, range_fn, &rc));
 	uint64_t e1 = epoch_now();
 	memset(w->seen_bits, 0, ((cfg.keys + 63) / 64) * sizeof(uint64_t));
-	bool complete = !rc.stopped && e1 == e0 && !(e0 & 1) && !atomic_load(&ss_stop);
+	bool complete = !rc.stopped && e1 == e0 && !ss_clear_running(e0) && !atomic_load(&ss_stop);
 	for (uint64_t j = 0; j < cfg.owned; j++) {
 		struct ss_own *st = &w->own[j];
 		/* Go's contract: a key present and unchanged for the whole call
 		 * is visited exactly once.  Our own keys did not change. */
-		if (complete && st->present && !st->maybe_absent && st->epoch == (uint32_t)e0 &&
+		if (complete && st->present && !st->maybe_absent && st->epoch == ss_clears_started(e0) &&
 		    w->range_own[j] != 1)
 			ss_fail((int)w->id, "range visited own key %" PRIu64 " (present, unchanged) %u times, not once",
 				(uint64_t)w->id * cfg.owned + j, w->range_own[j]);
@@ -880,7 +881,7 @@ static void op_range(struct opctx *c)
 static void op_clear(struct opctx *c)
 {
 	struct ss_worker *w = c->w;
-	atomic_fetch_add(&run.clear_epoch, 1);
+	atomic_fetch_add(&run.clear_epoch, SS_CLEAR_STARTED);
 	TIMED(w, OP_CLEAR, c->timed, syncmap_clear(run.map));
 	atomic_fetch_add(&run.clear_epoch, 1);
 	w->clears++;
