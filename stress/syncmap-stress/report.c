@@ -311,10 +311,14 @@ static void report_json(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			const struct ss_fork_stats *k = &ss_fork_stats;
 			fprintf(f, "  \"fork\": {\"every_s\": %g, \"children\": %" PRIu64 ", \"failed\": %" PRIu64
 				   ", \"mean_child_s\": %.3f, \"max_child_s\": %.3f, \"inherited_keys_checked\": %" PRIu64
-				   ", \"own_ops\": %" PRIu64 ", \"new_map_values\": %" PRIu64
-				   ", \"max_new_map_reclaim_s\": %.3f, \"max_inherited_free_s\": %.3f},\n",
+				   ", \"own_ops\": %" PRIu64 ", \"cleared_inherited\": %" PRIu64 ", \"new_map_values\": %" PRIu64
+				   ", \"max_new_map_reclaim_s\": %.3f, \"max_inherited_free_s\": %.3f, \"slowest_stage_s\": %.3f"
+				   ", \"slowest_stage\": ",
 				cfg.fork_every, k->children, k->failed, k->children ? k->total_s / (double)k->children : 0.0,
-				k->max_s, k->inherited_present, k->own_ops, k->new_values, k->max_new_reclaim_s, k->max_free_s);
+				k->max_s, k->inherited_present, k->own_ops, k->cleared, k->new_values, k->max_new_reclaim_s,
+				k->max_free_s, k->slowest_stage_s);
+			json_str(f, k->slowest_stage ? k->slowest_stage : "");
+			fprintf(f, "},\n");
 		}
 		if (cfg.owner_caller)
 			fprintf(f, "  \"owner_caller\": {\"taken\": %" PRIu64 ", \"taken_null\": %" PRIu64 ", \"retired\": %" PRIu64
@@ -405,11 +409,13 @@ static void report_text(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			fprintf(f, "  fork      %" PRIu64 " %s (every %g s while the workers ran), %" PRIu64
 				   " failed; child mean %.2f s, max %.2f s\n"
 				   "            they checked %" PRIu64 " inherited keys, %" PRIu64
-				   " exact ops on their own keys, %" PRIu64 " values through new maps\n"
-				   "            (max %.3f s until all retired were freed); syncmap_free of the inherited map max %.3f s\n",
+				   " exact ops on their own keys; %" PRIu64 " cleared the inherited map;\n"
+				   "            %" PRIu64 " values through new maps (max %.3f s until all retired were freed);\n"
+				   "            syncmap_free of the inherited map max %.3f s; slowest stage %.2f s: %s\n",
 				k->children, k->children == 1 ? "child" : "children", cfg.fork_every, k->failed,
 				k->children ? k->total_s / (double)k->children : 0.0, k->max_s, k->inherited_present, k->own_ops,
-				k->new_values, k->max_new_reclaim_s, k->max_free_s);
+				k->cleared, k->new_values, k->max_new_reclaim_s, k->max_free_s, k->slowest_stage_s,
+				k->slowest_stage ? k->slowest_stage : "-");
 		}
 		if (cfg.owner_caller)
 			fprintf(f, "  owner     caller: delete and load_and_delete were syncmap_take; %" PRIu64

@@ -417,8 +417,11 @@ struct ss_fork_stats {
 	uint64_t inherited_present;     /* inherited keys loaded and checked, all children */
 	uint64_t own_ops;               /* exactly predicted ops on the inherited map */
 	uint64_t new_values;            /* values through the children's new maps */
+	uint64_t cleared;               /* children that cleared the inherited map */
 	double max_new_reclaim_s;       /* the longest wait for a new map's frees */
 	double max_free_s;              /* the longest syncmap_free of the inherited map */
+	double slowest_stage_s;         /* the longest stage of any child, and its name */
+	const char *slowest_stage;
 };
 extern struct ss_fork_stats ss_fork_stats;
 /* Fork now (from the main thread, outside any read section), wait for the
