@@ -20,15 +20,17 @@
  *   (b) a new owning map made in the child: values stored, overwritten,
  *       deleted (and with --owner caller, taken and retired or freed after
  *       syncmap_synchronize) all reach its free_value before syncmap_free
- *       (waited for with a deadline: the child needs a working call_rcu
- *       thread of its own), then exactly every value once after it;
+ *       (the child needs a working call_rcu thread of its own; the wait
+ *       fails after 10 s without progress), then exactly every value once
+ *       after it;
  *   (c) syncmap_free of the inherited map returns, although the parent had
  *       reclamation queued for it: it waits until the child's call_rcu
  *       thread has run every callback that frees the map's values.
  * The parent waits for the child (the workers keep running), reads its
  * report from a pipe, and fails the run with the child's reason if it
  * failed, crashed, or hung (its watchdog alarm names the stage it hung in;
- * a child that outlives it by 15 s is killed).
+ * a child that outlives it by 15 s is killed, and the stage it was in is
+ * read from a page shared with the parent).
  *
  * The child must not take a lock a vanished worker may have held at the
  * fork instant: it never prints (ss_fail keeps the first reason in a
