@@ -102,6 +102,7 @@ static void free_workers(void)
 		free(w->mono);
 		free(w->seen_bits);
 		free(w->range_own);
+		free(w->held);
 		for (int op = 0; op < OP__N; op++)
 			free(w->lat[op].v);
 	}
@@ -150,6 +151,7 @@ int main(int argc, char **argv)
 		struct syncmap_options opts = {
 			.free_value = cfg.reclaim ? ss_free_value : NULL,
 			.seed = cfg.map_seed,
+			.shards = cfg.shards,
 		};
 		run.map = syncmap_new(&opts);
 		if (!run.map) {
@@ -169,7 +171,7 @@ int main(int argc, char **argv)
 	run.start_ns = sm_now_ns();
 	atomic_store_explicit(&run.go, true, memory_order_release);
 
-	double next_tick = 1.0;
+	double next_tick = 1.0, next_fork = cfg.fork_every;
 	for (;;) {
 		usleep(20000);
 		double el = (double)(sm_now_ns() - run.start_ns) / 1e9;
@@ -177,6 +179,13 @@ int main(int argc, char **argv)
 			break;
 		if (!cfg.ops && el >= cfg.duration)
 			break;
+		if (cfg.fork_every > 0 && run.map && el >= next_fork) {
+			ss_fork_once(el);
+			/* From the child's end: slow children (sanitizers) must not
+			 * make forks back to back. */
+			next_fork = (double)(sm_now_ns() - run.start_ns) / 1e9 + cfg.fork_every;
+			continue;
+		}
 		if (el >= next_tick) {
 			ss_progress_tick(el, false);
 			next_tick += 1.0;
@@ -186,6 +195,9 @@ int main(int argc, char **argv)
 				if (st.max_locked_work > SYNCMAP_MAX_LOCKED_WORK)
 					SS_FAIL("stats.max_locked_work %" PRIu64 " exceeds SYNCMAP_MAX_LOCKED_WORK (%d)",
 						st.max_locked_work, SYNCMAP_MAX_LOCKED_WORK);
+				if (st.max_locked_key_bytes > SYNCMAP_MAX_LOCKED_KEY_BYTES)
+					SS_FAIL("stats.max_locked_key_bytes %" PRIu64 " exceeds SYNCMAP_MAX_LOCKED_KEY_BYTES (%d)",
+						st.max_locked_key_bytes, SYNCMAP_MAX_LOCKED_KEY_BYTES);
 			}
 		}
 	}

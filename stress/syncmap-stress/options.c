@@ -89,8 +89,24 @@ static void usage(FILE *f)
 		"      --reclaim on|off  on (default): values are heap objects the map frees\n"
 		"                        (free_value set); off: tagged words, free_value NULL\n"
 		"      --no-reclaim      same as --reclaim off\n"
+		"      --owner map|caller\n"
+		"                        map (default): every value leaves through free_value;\n"
+		"                        caller (needs --reclaim on): delete and load_and_delete\n"
+		"                        are syncmap_take, and the tool disposes of each value\n"
+		"                        handed over: syncmap_retire, or its own free after\n"
+		"                        syncmap_synchronize, or a move to another owned key\n"
 		"      --quarantine N    freed values kept poisoned before the real free (65536)\n"
 		"      --section N       ops per syncmap_read_lock section (8)\n"
+		"      --fork S          every S seconds (fractions too: 0.5) fork while the\n"
+		"                        workers run; the child checks the inherited map and a\n"
+		"                        new one, frees both and exits; the parent waits and\n"
+		"                        fails the run if the child fails or hangs (0 = off).\n"
+		"                        The children's ops replay from --seed, the moments of\n"
+		"                        the forks do not\n"
+		"      --shards N|auto   the map's shard count: a power of two up to %d;\n"
+		"                        1 = one sync.Map (Go's design); auto (default, 0):\n"
+		"                        the library's choice for this machine (%u here; the\n"
+		"                        report says which: pass it to replay elsewhere)\n"
 		"output\n"
 		"      --progress MODE   auto (default: live line on a tty, plain lines else),\n"
 		"                        live, plain, off\n"
@@ -98,7 +114,7 @@ static void usage(FILE *f)
 		"      --json            final report as JSON on stdout\n"
 		"      --sample N        time every Nth op per thread for latency (64)\n"
 		"  -h, --help, --version\n",
-		SS_KEY_MAX);
+		SS_KEY_MAX, SYNCMAP_MAX_SHARDS, syncmap_default_shards());
 }
 
 /* Numbers: decimal or 0x hex, optional suffix k (1024) or m (1048576). */
@@ -243,7 +259,7 @@ int ss_parse_options(int argc, char **argv)
 {
 	uint64_t keys = 0, owned = UINT64_MAX, threads = 0, v;
 	double prefill = -1, wave = -1, slide = -1;
-	bool wave_given = false, map_seed_given = false;
+	bool wave_given = false, map_seed_given = false, shards_given = false;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -354,6 +370,15 @@ int ss_parse_options(int argc, char **argv)
 		} else if (IS("--reclaim")) {
 			if (parse_onoff(name, val, &cfg.reclaim))
 				return 2;
+		} else if (IS("--owner")) {
+			if (!strcmp(val, "caller")) {
+				cfg.owner_caller = true;
+			} else if (!strcmp(val, "map")) {
+				cfg.owner_caller = false;
+			} else {
+				fprintf(stderr, "syncmap-stress: --owner: map or caller, not '%s'\n", val);
+				return 2;
+			}
 		} else if (IS("--no-reclaim")) {
 			cfg.reclaim = false;
 		} else if (IS("--zipf-s")) {
@@ -421,6 +446,22 @@ int ss_parse_options(int argc, char **argv)
 			if (parse_u64(name, val, &v) || v > 1u << 26)
 				return 2;
 			cfg.quarantine = (size_t)v;
+		} else if (IS("--fork")) {
+			if (parse_double(name, val, &cfg.fork_every))
+				return 2;
+		} else if (IS("--shards")) {
+			if (!strcmp(val, "auto")) {
+				v = 0;
+			} else if (parse_u64(name, val, &v)) {
+				return 2;
+			} else if (v > SYNCMAP_MAX_SHARDS || (v & (v - 1)) != 0) {
+				fprintf(stderr, "syncmap-stress: --shards: a power of two from 1 to %d, or 0 / auto "
+						"(the library's choice), not '%s'\n",
+					SYNCMAP_MAX_SHARDS, val);
+				return 2;
+			}
+			cfg.shards = (unsigned)v;
+			shards_given = true;
 		} else if (IS("--section")) {
 			if (parse_u64(name, val, &v) || v == 0 || v > 1u << 20)
 				return 2;
@@ -463,6 +504,16 @@ int ss_parse_options(int argc, char **argv)
 	if (cfg.klen < 8 && cfg.keys > (1ULL << (8 * cfg.klen))) {
 		fprintf(stderr, "syncmap-stress: --key-len %u holds at most %llu keys\n", cfg.klen,
 			1ULL << (8 * cfg.klen));
+		return 2;
+	}
+	if (cfg.workload == WL_GOMAP && (shards_given || cfg.owner_caller || cfg.fork_every > 0)) {
+		fprintf(stderr, "syncmap-stress: %s applies to the syncmap workloads, not gomap-churn\n",
+			shards_given ? "--shards" : cfg.owner_caller ? "--owner caller" : "--fork");
+		return 2;
+	}
+	if (cfg.owner_caller && !cfg.reclaim) {
+		fprintf(stderr, "syncmap-stress: --owner caller needs --reclaim on: without free_value the map owns "
+				"nothing to hand over (syncmap_take is load_and_delete)\n");
 		return 2;
 	}
 	if (cfg.workload == WL_GOMAP) {
@@ -566,16 +617,29 @@ const char *ss_reproduce_line(void)
 	return line;
 }
 
+unsigned ss_shards_effective(void)
+{
+	return cfg.shards ? cfg.shards : syncmap_default_shards();
+}
+
 const char *ss_config_line(void)
 {
 	static char buf[512];
+	char shards[48], fork[48] = "";
+	if (cfg.fork_every > 0)
+		snprintf(fork, sizeof(fork), ", fork every %g s", cfg.fork_every);
+	if (cfg.shards)
+		snprintf(shards, sizeof(shards), "%u", cfg.shards);
+	else
+		snprintf(shards, sizeof(shards), "auto (%u)", ss_shards_effective());
 	if (cfg.workload == WL_GOMAP)
 		snprintf(buf, sizeof(buf), "workload %s, dist %s, %u threads (one gomap each), keys %" PRIu64 ", key-len %u",
 			 ss_workload_names[cfg.workload], ss_dist_names[cfg.dist], cfg.threads, cfg.keys, cfg.klen);
 	else
 		snprintf(buf, sizeof(buf),
-			 "workload %s, dist %s, %u threads, keys %" PRIu64 " (%" PRIu64 " owned per thread), key-len %u, reclaim %s",
+			 "workload %s, dist %s, %u threads, keys %" PRIu64 " (%" PRIu64
+			 " owned per thread), key-len %u, reclaim %s, shards %s%s%s",
 			 ss_workload_names[cfg.workload], ss_dist_names[cfg.dist], cfg.threads, cfg.keys, cfg.owned,
-			 cfg.klen, cfg.reclaim ? "on" : "off");
+			 cfg.klen, cfg.reclaim ? "on" : "off", shards, cfg.owner_caller ? ", owner caller" : "", fork);
 	return buf;
 }

@@ -20,6 +20,8 @@
 
 atomic_bool ss_stop;
 atomic_ulong ss_failures;
+int ss_child_mode;
+char ss_child_reason[384];
 struct syncmap_stats ss_final_stats;
 volatile int ss_interrupted;
 
@@ -33,6 +35,19 @@ void ss_fail(int who, const char *fmt, ...)
 {
 	unsigned long n = atomic_fetch_add(&ss_failures, 1) + 1;
 	atomic_store(&ss_stop, true);
+	if (ss_child_mode) {
+		/* A forked child: a worker may have held out_mu or stderr's lock
+		 * at the fork instant.  Keep the first reason only. */
+		if (!ss_child_reason[0]) {
+			va_list ap;
+			va_start(ap, fmt);
+			vsnprintf(ss_child_reason, sizeof(ss_child_reason), fmt, ap);
+			va_end(ap);
+			if (!ss_child_reason[0])
+				snprintf(ss_child_reason, sizeof(ss_child_reason), "(failure)");
+		}
+		return;
+	}
 	if (n > FAIL_PRINT_MAX + 1)
 		return;
 	char msg[512];
@@ -214,7 +229,7 @@ static int64_t leaked(void)
 {
 	if (cfg.workload == WL_GOMAP || !cfg.reclaim)
 		return 0;
-	return (int64_t)(ss_ver.made - ss_ver.freed - ss_ver.discarded);
+	return (int64_t)(ss_ver.made - ss_ver.freed - ss_ver.tool_freed - ss_ver.discarded);
 }
 
 static void json_str(FILE *f, const char *s)
@@ -243,10 +258,10 @@ static void report_json(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 	fprintf(f, ",\n  \"config\": {\"workload\": \"%s\", \"dist\": \"%s\", \"threads\": %u, \"duration_s\": %g, "
 		   "\"ops_per_thread\": %" PRIu64 ", \"keys\": %" PRIu64 ", \"owned_per_thread\": %" PRIu64
 		   ", \"key_len\": %u, \"reclaim\": %s, \"zipf_s\": %g, \"prefill\": %g, \"wave\": %" PRIu64
-		   ", \"section_ops\": %u, \"sample_every\": %u, \"quarantine\": %zu, \"mix\": {",
+		   ", \"section_ops\": %u, \"sample_every\": %u, \"quarantine\": %zu, \"shards\": %u, \"owner\": \"%s\", \"fork_every_s\": %g, \"mix\": {",
 		ss_workload_names[cfg.workload], ss_dist_names[cfg.dist], cfg.threads, cfg.duration, cfg.ops, cfg.keys,
 		cfg.owned, cfg.klen, cfg.reclaim ? "true" : "false", cfg.zipf_s, cfg.prefill, cfg.wave, cfg.section_ops,
-		cfg.sample_every, cfg.quarantine);
+		cfg.sample_every, cfg.quarantine, cfg.shards, cfg.owner_caller ? "caller" : "map", cfg.fork_every);
 	bool first = true;
 	for (int op = 0; op < OP__N; op++)
 		if (cfg.mix[op] > 0) {
@@ -283,19 +298,45 @@ static void report_json(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			g->iters, g->iter_keys, g->clears, g->grows, g->same_size_grows, g->shrinks, g->total_evacuated,
 			g->max_evacuated, g->max_skipped, g->max_B, g->max_overflow, g->max_tombstones, g->final_len, g->bytes);
 	} else {
-		fprintf(f, "  \"stats\": {\"len\": %zu, \"read_keys\": %zu, \"dirty_keys\": %zu, \"amended\": %s, "
-			   "\"building\": %s, \"promotions\": %" PRIu64 ", \"misses\": %" PRIu64 ", \"locked_ops\": %" PRIu64
-			   ", \"pending_reclaim\": %" PRIu64 ", \"max_locked_work\": %" PRIu64 ", \"entries\": %" PRIu64 "},\n",
-			st->len, st->read_keys, st->dirty_keys, st->amended ? "true" : "false", st->building ? "true" : "false",
-			st->promotions, st->misses, st->locked_ops, st->pending_reclaim, st->max_locked_work, st->entries);
+		fprintf(f, "  \"stats\": {\"len\": %zu, \"shards\": %u, \"shards_used\": %u, \"read_keys\": %zu, "
+			   "\"dirty_keys\": %zu, \"amended\": %s, \"building\": %s, \"promotions\": %" PRIu64
+			   ", \"misses\": %" PRIu64 ", \"locked_ops\": %" PRIu64 ", \"max_locked_work\": %" PRIu64
+			   ", \"max_locked_key_bytes\": %" PRIu64 ", \"entries\": %" PRIu64 ", \"pending_reclaim\": %" PRIu64
+			   ", \"pending_bytes\": %" PRIu64 ", \"reclaim_waits\": %" PRIu64 "},\n",
+			st->len, st->shards, st->shards_used, st->read_keys, st->dirty_keys, st->amended ? "true" : "false",
+			st->building ? "true" : "false", st->promotions, st->misses, st->locked_ops, st->max_locked_work,
+			st->max_locked_key_bytes, st->entries, st->pending_reclaim, st->pending_bytes, st->reclaim_waits);
 		struct observed o = observed_totals();
+		if (cfg.fork_every > 0) {
+			const struct ss_fork_stats *k = &ss_fork_stats;
+			fprintf(f, "  \"fork\": {\"every_s\": %g, \"children\": %" PRIu64 ", \"failed\": %" PRIu64
+				   ", \"mean_child_s\": %.3f, \"max_child_s\": %.3f, \"inherited_keys_checked\": %" PRIu64
+				   ", \"own_ops\": %" PRIu64 ", \"cleared_inherited\": %" PRIu64 ", \"new_map_values\": %" PRIu64
+				   ", \"max_new_map_reclaim_s\": %.3f, \"max_inherited_free_s\": %.3f, \"slowest_stage_s\": %.3f"
+				   ", \"slowest_stage\": ",
+				cfg.fork_every, k->children, k->failed, k->children ? k->total_s / (double)k->children : 0.0,
+				k->max_s, k->inherited_present, k->own_ops, k->cleared, k->new_values, k->max_new_reclaim_s,
+				k->max_free_s, k->slowest_stage_s);
+			json_str(f, k->slowest_stage ? k->slowest_stage : "");
+			fprintf(f, "},\n");
+		}
+		if (cfg.owner_caller)
+			fprintf(f, "  \"owner_caller\": {\"taken\": %" PRIu64 ", \"taken_null\": %" PRIu64 ", \"retired\": %" PRIu64
+				   ", \"retired_null\": %" PRIu64 ", \"retire_enomem\": %" PRIu64 ", \"freed_by_tool\": %" PRIu64
+				   ", \"held_null\": %" PRIu64 ", \"moved\": %" PRIu64 ", \"moved_null\": %" PRIu64
+				   ", \"synchronize_calls\": %" PRIu64 ", \"synchronize_mean_ns\": %" PRIu64
+				   ", \"synchronize_max_ns\": %" PRIu64 "},\n",
+				ss_ver.taken, ss_ver.taken_null, ss_ver.retired, ss_ver.retired_null, ss_ver.retire_enomem,
+				ss_ver.tool_freed, ss_ver.kept_null, ss_ver.moved, ss_ver.moved_null, ss_ver.syncs,
+				ss_ver.syncs ? ss_ver.sync_ns_total / ss_ver.syncs : 0, ss_ver.sync_ns_max);
 		fprintf(f, "  \"observed\": {\"load_hits\": %" PRIu64 ", \"load_misses\": %" PRIu64
 			   ", \"range_keys\": %" PRIu64 ", \"clears\": %" PRIu64 "},\n",
 			o.hits, o.misses, o.range_keys, o.clears);
-		fprintf(f, "  \"values\": {\"made\": %" PRIu64 ", \"freed_by_map\": %" PRIu64 ", \"discarded_by_tool\": %" PRIu64
-			   ", \"null_stored\": %" PRIu64 ", \"null_freed\": %" PRIu64 ", \"in_map_at_free\": %" PRIu64
-			   ", \"double_frees\": %lu, \"poison_broken\": %lu, \"leaked\": %" PRId64 "},\n",
-			ss_ver.made, ss_ver.freed, ss_ver.discarded, ss_ver.stored_null, ss_ver.freed_null,
+		fprintf(f, "  \"values\": {\"made\": %" PRIu64 ", \"freed_by_map\": %" PRIu64 ", \"freed_by_tool\": %" PRIu64
+			   ", \"discarded_by_tool\": %" PRIu64 ", \"null_stored\": %" PRIu64 ", \"null_freed\": %" PRIu64
+			   ", \"in_map_at_free\": %" PRIu64 ", \"double_frees\": %lu, \"poison_broken\": %lu, \"leaked\": %" PRId64
+			   "},\n",
+			ss_ver.made, ss_ver.freed, ss_ver.tool_freed, ss_ver.discarded, ss_ver.stored_null, ss_ver.freed_null,
 			ss_ver.in_map_at_free, atomic_load(&ss_vc.double_frees), atomic_load(&ss_vc.poison_broken), leaked());
 		fprintf(f, "  \"final_checks\": {\"owned_keys\": %" PRIu64 ", \"scanned\": %" PRIu64 ", \"present\": %" PRIu64
 			   ", \"present_null\": %" PRIu64 ", \"range_visited\": %" PRIu64 ", \"len\": %" PRIu64
@@ -353,19 +394,47 @@ static void report_text(double elapsed, uint64_t ops, struct lat_summary lat[OP_
 			g->max_B, g->max_overflow, g->max_tombstones, g->clears, g->iters, g->iter_keys, g->final_len, g->bytes);
 	} else {
 		struct observed o = observed_totals();
-		fprintf(f, "  map       len %zu, read_keys %zu, dirty_keys %zu, promotions %" PRIu64 ", misses %" PRIu64
-			   ", locked_ops %" PRIu64 "\n"
-			   "            max_locked_work %" PRIu64 " (bound %d), entries %" PRIu64 ", pending_reclaim %" PRIu64 "\n",
-			st->len, st->read_keys, st->dirty_keys, st->promotions, st->misses, st->locked_ops, st->max_locked_work,
-			SYNCMAP_MAX_LOCKED_WORK, st->entries, st->pending_reclaim);
+		fprintf(f, "  map       shards %u (%u used), len %zu, read_keys %zu, dirty_keys %zu, promotions %" PRIu64
+			   ", misses %" PRIu64 ", locked_ops %" PRIu64 "\n"
+			   "            max_locked_work %" PRIu64 " (bound %d), max_locked_key_bytes %" PRIu64
+			   " (bound %d), entries %" PRIu64 "\n"
+			   "            pending_reclaim %" PRIu64 ", pending_bytes %" PRIu64 ", reclaim_waits %" PRIu64 "\n",
+			st->shards, st->shards_used, st->len, st->read_keys, st->dirty_keys, st->promotions, st->misses,
+			st->locked_ops, st->max_locked_work, SYNCMAP_MAX_LOCKED_WORK, st->max_locked_key_bytes,
+			SYNCMAP_MAX_LOCKED_KEY_BYTES, st->entries, st->pending_reclaim, st->pending_bytes, st->reclaim_waits);
 		fprintf(f, "  observed  load hits %" PRIu64 ", misses %" PRIu64 ", range keys %" PRIu64 ", clears %" PRIu64 "\n",
 			o.hits, o.misses, o.range_keys, o.clears);
+		if (cfg.fork_every > 0) {
+			const struct ss_fork_stats *k = &ss_fork_stats;
+			fprintf(f, "  fork      %" PRIu64 " %s (every %g s while the workers ran), %" PRIu64
+				   " failed; child mean %.2f s, max %.2f s\n"
+				   "            they checked %" PRIu64 " inherited keys, %" PRIu64
+				   " exact ops on their own keys; %" PRIu64 " cleared the inherited map;\n"
+				   "            %" PRIu64 " values through new maps (max %.3f s until all retired were freed);\n"
+				   "            syncmap_free of the inherited map max %.3f s; slowest stage %.2f s: %s\n",
+				k->children, k->children == 1 ? "child" : "children", cfg.fork_every, k->failed,
+				k->children ? k->total_s / (double)k->children : 0.0, k->max_s, k->inherited_present, k->own_ops,
+				k->cleared, k->new_values, k->max_new_reclaim_s, k->max_free_s, k->slowest_stage_s,
+				k->slowest_stage ? k->slowest_stage : "-");
+		}
+		if (cfg.owner_caller)
+			fprintf(f, "  owner     caller: delete and load_and_delete were syncmap_take; %" PRIu64
+				   " values handed over (%" PRIu64 " NULL):\n"
+				   "            %" PRIu64 " retired (syncmap_retire; %" PRIu64 " refused with -ENOMEM and held instead),\n"
+				   "            %" PRIu64 " freed by the tool (%" PRIu64 " NULL) after %" PRIu64
+				   " syncmap_synchronize (mean %.2f ms, max %.2f ms),\n"
+				   "            %" PRIu64 " moved to another owned key (%" PRIu64 " NULL)\n",
+				ss_ver.taken, ss_ver.taken_null, ss_ver.retired, ss_ver.retire_enomem, ss_ver.kept,
+				ss_ver.kept_null, ss_ver.syncs,
+				ss_ver.syncs ? (double)ss_ver.sync_ns_total / (double)ss_ver.syncs / 1e6 : 0.0,
+				(double)ss_ver.sync_ns_max / 1e6, ss_ver.moved, ss_ver.moved_null);
 		if (cfg.reclaim)
-			fprintf(f, "  values    made %" PRIu64 ", freed by the map %" PRIu64 ", discarded by the tool %" PRIu64
-				   ", in the map at free %" PRIu64 "\n"
+			fprintf(f, "  values    made %" PRIu64 ", freed by the map %" PRIu64 ", freed by the tool %" PRIu64
+				   ", discarded by the tool %" PRIu64 ", in the map at free %" PRIu64 "\n"
 				   "            NULL stored %" PRIu64 " / freed %" PRIu64 ", double frees %lu, poison broken %lu, leaked %" PRId64 "\n",
-				ss_ver.made, ss_ver.freed, ss_ver.discarded, ss_ver.in_map_at_free, ss_ver.stored_null,
-				ss_ver.freed_null, atomic_load(&ss_vc.double_frees), atomic_load(&ss_vc.poison_broken), leaked());
+				ss_ver.made, ss_ver.freed, ss_ver.tool_freed, ss_ver.discarded, ss_ver.in_map_at_free,
+				ss_ver.stored_null, ss_ver.freed_null, atomic_load(&ss_vc.double_frees),
+				atomic_load(&ss_vc.poison_broken), leaked());
 		else
 			fprintf(f, "  values    tagged words (reclaim off): nothing to free\n");
 		fprintf(f, "  checked   at the end: %" PRIu64 " owned keys exact, %" PRIu64 " keys loaded (%" PRIu64

@@ -13,6 +13,8 @@
  *   workers.c      the syncmap worker threads: every op with its checks
  *   verify.c       the end-of-run checks (owned keys, scan, range, len,
  *                  stats, value accounting)
+ *   fork.c         --fork: children forked while the workers run, and
+ *                  their checks
  *   gomap_churn.c  the single-threaded gomap mode
  *   report.c       failures, progress line, final report, JSON
  *   main.c         orchestration
@@ -40,6 +42,8 @@ static inline void ss_common_used_(void)
 #define SS_CACHELINE 64
 #define SS_MAX_THREADS 254 /* writer ids fit a byte; 255 is reserved */
 #define SS_KEY_MAX 256
+#define SS_STR_(x) #x
+#define SS_STR(x) SS_STR_(x)
 
 /* ---- configuration (options.c) ---------------------------------------- */
 
@@ -95,6 +99,10 @@ struct ss_config {
 	unsigned sample_every; /* latency: time every Nth op of each thread */
 	size_t quarantine;   /* freed values kept poisoned before the real free */
 	unsigned section_ops; /* ops per syncmap_read_lock section */
+	unsigned shards;     /* syncmap_options.shards: 0 = automatic */
+	bool owner_caller;   /* --owner caller: deletes are syncmap_take, and the
+			      * tool disposes of what it is handed */
+	double fork_every;   /* --fork: seconds between forks; 0 = never */
 	bool have_clear;     /* derived: clear weight > 0 */
 
 	/* The command line, for the reproduce line. */
@@ -109,6 +117,9 @@ int ss_parse_options(int argc, char **argv); /* 0 ok, else the exit status */
 /* The reproduce command (launcher + argv, --seed added if absent). */
 const char *ss_reproduce_line(void);
 const char *ss_config_line(void); /* one line describing the effective run */
+/* The shard count the map gets: cfg.shards, or the library's automatic
+ * choice on this machine. */
+unsigned ss_shards_effective(void);
 
 /* ---- keys (keys.c) ------------------------------------------------------- */
 
@@ -166,9 +177,13 @@ extern atomic_bool ss_stop;     /* set on failure, end of time, or signal */
 extern atomic_ulong ss_failures;
 
 /* Record a failure (printed at once to stderr, at most a few dozen); sets
- * ss_stop.  `who` is a thread id or -1 (main / reclamation worker). */
+ * ss_stop.  `who` is a thread id or -1 (main / reclamation worker).  In a
+ * --fork child (ss_child_mode) it prints nothing and takes no lock: the
+ * first reason goes to ss_child_reason, for the child to send back. */
 void ss_fail(int who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define SS_FAIL(...) ss_fail(-1, __VA_ARGS__)
+extern int ss_child_mode;
+extern char ss_child_reason[384];
 
 /* ---- values (values.c) ----------------------------------------------------- */
 
@@ -192,14 +207,18 @@ struct ss_value {
 	uint32_t key;
 	uint32_t writer;
 	uint64_t seq;
-	uint64_t check; /* ss_val_mix(key, writer, seq): a torn value fails it */
+	uint64_t check; /* ss_val_mix(key, alt, writer, seq): a torn value fails it */
 	atomic_uint freed;
-	uint32_t pad;
+	/* The one other key this value may be filed under: with --owner
+	 * caller a value taken from an owned key may move to its partner key
+	 * (ss_partner_key) while readers of the first still hold it, so it
+	 * cannot be rewritten; fixed at creation.  Otherwise == key. */
+	uint32_t alt;
 };
 
-static inline uint64_t ss_val_mix(uint64_t key, uint64_t writer, uint64_t seq)
+static inline uint64_t ss_val_mix(uint64_t key, uint64_t alt, uint64_t writer, uint64_t seq)
 {
-	return sm_splitmix64(key ^ (writer << 32) ^ sm_splitmix64(seq));
+	return sm_splitmix64(key ^ (writer << 32) ^ sm_splitmix64(seq ^ (alt << 32)));
 }
 
 /* Tagged words: 1 | key:24 | writer:8 | seq:23 | check:8. */
@@ -228,11 +247,17 @@ struct ss_value_counters {
 	atomic_ulong bad_frees;    /* not a value of ours / corrupt */
 	atomic_ulong evicted;      /* really freed out of the quarantine */
 	atomic_ulong poison_broken; /* written after free (found at eviction) */
+	atomic_ulong tool_freed;   /* --owner caller: values syncmap_take handed
+				    * over, freed by the tool after syncmap_synchronize */
 };
 extern struct ss_value_counters ss_vc;
 
 void ss_values_init(void);
 void ss_free_value(void *val, void *ctx); /* the map's free_value */
+/* --owner caller: free a value syncmap_take handed to thread `who` (taken
+ * from key `key`), once syncmap_synchronize has returned: checked, then
+ * poisoned and quarantined like the map's frees, counted apart. */
+void ss_tool_free(int who, uint64_t key, void *val);
 /* Free what is left in the quarantine, checking each poison (end of run). */
 void ss_quarantine_drain(void);
 
@@ -265,7 +290,7 @@ struct ss_lat {
 struct ss_own {
 	void *v;        /* current value when present */
 	uint32_t seq;   /* last sequence number issued for this key */
-	uint32_t epoch; /* clear epoch when this state was established */
+	uint32_t epoch; /* clears started when this state was established */
 	uint8_t present;
 	uint8_t maybe_absent; /* a clear may have removed it */
 };
@@ -290,7 +315,20 @@ struct ss_worker {
 	uint64_t shared_seq;
 	uint64_t made;          /* value objects allocated */
 	uint64_t discarded;     /* value objects freed by the tool (never stored) */
-	uint64_t stored_null;   /* NULL values the map took */
+	uint64_t stored_null;   /* NULL values the map took (moves included) */
+	/* --owner caller: what syncmap_take handed over, and where each went
+	 * (taken == retired + kept + moved once the held list is flushed) */
+	uint64_t taken, taken_null;
+	uint64_t retired, retired_null; /* syncmap_retire: the map frees it */
+	uint64_t retire_enomem;         /* syncmap_retire refused (in a section): held instead */
+	uint64_t kept, kept_null;       /* held, freed by the tool after syncmap_synchronize */
+	uint64_t moved, moved_null;     /* stored again under the partner key */
+	uint64_t syncs, sync_ns_total, sync_ns_max; /* syncmap_synchronize calls */
+	struct ss_held {
+		uint64_t key; /* taken from */
+		void *v;
+	} *held;
+	size_t nheld, held_cap;
 	uint64_t clears;
 	uint64_t started_ns, finished_ns;
 	int sections;           /* ops left in the current read section */
@@ -312,7 +350,7 @@ struct ss_run {
 	uint64_t slide_period; /* ops per thread for the window to cross the keys */
 	uint64_t shared_base; /* first shared key: threads * owned */
 	uint64_t shared_n;
-	atomic_ulong clear_epoch; /* odd while a clear runs */
+	atomic_ulong clear_epoch; /* clears started << 32 | clears finished (below) */
 	atomic_uint ready;        /* workers done with prefill */
 	atomic_uint finished;     /* workers done with their ops */
 	atomic_bool go;
@@ -322,6 +360,24 @@ struct ss_run {
 	unsigned levels;
 };
 extern struct ss_run run;
+
+/*
+ * run.clear_epoch: clears started (high 32 bits) and clears finished (low
+ * 32 bits) in one word, so one load sees both; a clear may be running
+ * exactly when they differ.  (One counter, odd while a clear runs, fails
+ * once two clears overlap: the second start makes it even while the first
+ * still runs, and an owner whose key that first clear removes sees no
+ * clear at all.)
+ */
+#define SS_CLEAR_STARTED (1ULL << 32)
+static inline bool ss_clear_running(uint64_t epoch)
+{
+	return (uint32_t)(epoch >> 32) != (uint32_t)epoch;
+}
+static inline uint32_t ss_clears_started(uint64_t epoch)
+{
+	return (uint32_t)(epoch >> 32);
+}
 
 void *ss_worker_main(void *arg);
 void ss_mix_build(void); /* fills run.mixtab from cfg.mix (and the wave) */
@@ -345,10 +401,32 @@ struct ss_verify {
 	bool stats_ok;
 	double pending_wait_s;
 	uint64_t made, discarded, freed, freed_null, stored_null, in_map_at_free;
+	/* --owner caller, summed over the threads */
+	uint64_t tool_freed, taken, taken_null, retired, retired_null, retire_enomem, kept, kept_null, moved,
+		moved_null, syncs, sync_ns_total, sync_ns_max;
 };
 extern struct ss_verify ss_ver;
 void ss_verify_syncmap(void); /* everything but the final free */
 void ss_verify_after_free(void);
+
+/* ---- --fork (fork.c) ------------------------------------------------------ */
+
+struct ss_fork_stats {
+	uint64_t children, failed;
+	double total_s, max_s;          /* fork to the child's exit, seen by the parent */
+	uint64_t inherited_present;     /* inherited keys loaded and checked, all children */
+	uint64_t own_ops;               /* exactly predicted ops on the inherited map */
+	uint64_t new_values;            /* values through the children's new maps */
+	uint64_t cleared;               /* children that cleared the inherited map */
+	double max_new_reclaim_s;       /* the longest wait for a new map's frees */
+	double max_free_s;              /* the longest syncmap_free of the inherited map */
+	double slowest_stage_s;         /* the longest stage of any child, and its name */
+	const char *slowest_stage;
+};
+extern struct ss_fork_stats ss_fork_stats;
+/* Fork now (from the main thread, outside any read section), wait for the
+ * child and account for it; a failed child is a failure of the run. */
+void ss_fork_once(double at_s);
 
 /* ---- gomap mode (gomap_churn.c) ---------------------------------------- */
 

@@ -15,7 +15,9 @@
  * its poison is intact (a write after free would break it).  So a stale
  * read within that window sees the poison rather than reused memory.
  * Counting: made (per thread) == freed (here) + discarded (the tool's own
- * frees of values the map never took) once the map is freed.
+ * frees of values the map never took) + tool_freed (--owner caller: values
+ * syncmap_take handed over, freed by the tool after syncmap_synchronize,
+ * through the same poison and quarantine) once the map is freed.
  *
  * Reclamation off: values are tagged words (stress.h) the map never
  * dereferences; the same key/writer/check tests apply to the word.
@@ -32,8 +34,25 @@ static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ss_value **q;
 static size_t q_head, q_n;
 
+/* --fork: a worker (helping reclaim) or the call_rcu thread may hold the
+ * quarantine's mutex at the fork instant, and the child's free_value needs
+ * it.  Registered before the first syncmap_new, so this prepare handler
+ * runs after the library's (which pauses the call_rcu thread first, so it
+ * cannot be waiting here for a mutex we hold). */
+static void q_fork_prepare(void)
+{
+	pthread_mutex_lock(&q_mu);
+}
+
+static void q_fork_after(void)
+{
+	pthread_mutex_unlock(&q_mu);
+}
+
 void ss_values_init(void)
 {
+	if (cfg.fork_every > 0)
+		pthread_atfork(q_fork_prepare, q_fork_after, q_fork_after);
 	if (cfg.reclaim && cfg.quarantine) {
 		q = calloc(cfg.quarantine, sizeof(*q));
 		if (!q) {
@@ -55,13 +74,10 @@ static void really_free(struct ss_value *v)
 	atomic_fetch_add_explicit(&ss_vc.evicted, 1, memory_order_relaxed);
 }
 
-void ss_free_value(void *val, void *ctx)
+/* Poison v and park it in the quarantine: the map's free_value, or the
+ * tool's own free of a value syncmap_take handed over (by_tool). */
+static void value_release(void *val, bool by_tool)
 {
-	(void)ctx;
-	if (!val) {
-		atomic_fetch_add_explicit(&ss_vc.freed_null, 1, memory_order_relaxed);
-		return;
-	}
 	struct ss_value *v = val;
 	uint64_t magic = v->magic;
 	if (magic == SS_VAL_POISON) {
@@ -81,7 +97,7 @@ void ss_free_value(void *val, void *ctx)
 		return;
 	}
 	v->magic = SS_VAL_POISON;
-	atomic_fetch_add_explicit(&ss_vc.freed, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(by_tool ? &ss_vc.tool_freed : &ss_vc.freed, 1, memory_order_relaxed);
 	if (!q) {
 		really_free(v);
 		return;
@@ -99,6 +115,37 @@ void ss_free_value(void *val, void *ctx)
 	pthread_mutex_unlock(&q_mu);
 	if (evict)
 		really_free(evict);
+}
+
+void ss_free_value(void *val, void *ctx)
+{
+	(void)ctx;
+	if (!val) {
+		atomic_fetch_add_explicit(&ss_vc.freed_null, 1, memory_order_relaxed);
+		return;
+	}
+	value_release(val, false);
+}
+
+void ss_tool_free(int who, uint64_t key, void *val)
+{
+	struct ss_seen s;
+	if (!val)
+		return; /* a NULL value handed over: nothing to free (the caller counts it) */
+	const struct ss_value *v = val;
+	if (v->magic == SS_VAL_POISON) {
+		/* Either the map passed a value it had handed over to free_value,
+		 * or it handed the same value over twice. */
+		atomic_fetch_add(&ss_vc.double_frees, 1);
+		ss_fail(who,
+			"value %p taken from key %" PRIu64 " by syncmap_take was passed to free_value before the tool "
+			"freed it (key %u, writer %u, seq %" PRIu64 ")",
+			val, key, v->key, v->writer, v->seq);
+		return;
+	}
+	if (!ss_value_check(who, "value handed over by syncmap_take, at the tool's free", key, val, false, &s))
+		return;
+	value_release(val, true);
 }
 
 void ss_quarantine_drain(void)
@@ -143,14 +190,14 @@ bool ss_value_check(int who, const char *what, uint64_t key, const void *v, bool
 				what, key, v, magic);
 			return false;
 		}
-		uint32_t k = x->key, wr = x->writer;
+		uint32_t k = x->key, wr = x->writer, alt = x->alt;
 		uint64_t seq = x->seq, check = x->check;
-		if (k != key) {
-			ss_fail(who, "%s of key %" PRIu64 " returned a value made for key %u (writer %u, seq %" PRIu64 ")",
-				what, key, k, wr, seq);
+		if (k != key && alt != key) {
+			ss_fail(who, "%s of key %" PRIu64 " returned a value made for key %u%s (writer %u, seq %" PRIu64 ")",
+				what, key, k, alt != k ? " (or its partner key)" : "", wr, seq);
 			return false;
 		}
-		if (check != ss_val_mix(k, wr, seq) || wr >= cfg.threads) {
+		if (check != ss_val_mix(k, alt, wr, seq) || wr >= cfg.threads) {
 			ss_fail(who, "%s of key %" PRIu64 " returned a torn value %p (writer %u, seq %" PRIu64 ", check %016" PRIx64 ")",
 				what, key, v, wr, seq, check);
 			return false;
@@ -159,7 +206,7 @@ bool ss_value_check(int who, const char *what, uint64_t key, const void *v, bool
 			ss_fail(who, "%s of key %" PRIu64 " returned value %p whose freed flag is set", what, key, v);
 			return false;
 		}
-		*out = (struct ss_seen){.key = k, .writer = wr, .seq = seq};
+		*out = (struct ss_seen){.key = (uint32_t)key, .writer = wr, .seq = seq};
 		return true;
 	}
 	uint64_t w = (uint64_t)(uintptr_t)v;

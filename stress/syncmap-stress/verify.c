@@ -16,13 +16,19 @@
  *      no dirty map, len == keys found, entries allocated == snapshot keys
  *      once the old snapshot is reclaimed (no entry leaked or freed twice),
  *      misses <= locked critical sections, max_locked_work within
- *      SYNCMAP_MAX_LOCKED_WORK;
- *   6. reclamation on: values made - discarded - freed == non-NULL values
- *      in the map, NULL values stored - NULL values freed == NULL values in
- *      the map;
+ *      SYNCMAP_MAX_LOCKED_WORK, max_locked_key_bytes within
+ *      SYNCMAP_MAX_LOCKED_KEY_BYTES, nothing pending, the shard count
+ *      asked for (all of these are sums or maxima over the shards, and
+ *      the range promoted every shard first);
+ *   6. reclamation on: values made - discarded - freed by the map - freed
+ *      by the tool == non-NULL values in the map, NULL values stored + NULL
+ *      retired - NULL passed to free_value - NULL taken == NULL values in
+ *      the map; with --owner caller, every value syncmap_take handed over
+ *      was disposed of exactly once (retired, freed by the tool, or moved);
  * and after syncmap_free:
- *   7. made == freed + discarded, every NULL freed, no double free, and
- *      every quarantined value's poison intact.
+ *   7. made == freed + tool-freed + discarded, every NULL that entered the
+ *      map left it once (free_value or take), no double free, and every
+ *      quarantined value's poison intact.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -70,7 +76,7 @@ static void check_owned(void)
 			if (found && !ss_value_check(-1, "final load", key, v, true, &s))
 				continue;
 			/* A clear since the owner's last op on the key may have removed it. */
-			bool maybe_absent = st->maybe_absent || st->epoch != (uint32_t)epoch;
+			bool maybe_absent = st->maybe_absent || st->epoch != ss_clears_started(epoch);
 			bool ok = found ? st->present && v == st->v : !st->present || maybe_absent;
 			if (!ok)
 				SS_FAIL("final state of key %" PRIu64 " (owned by thread %u): expected %s %p%s, found %s %p", key, t,
@@ -191,24 +197,63 @@ void ss_verify_syncmap(void)
 	STAT_CHECK(st.max_locked_work <= SYNCMAP_MAX_LOCKED_WORK,
 		   "stats.max_locked_work %" PRIu64 " exceeds SYNCMAP_MAX_LOCKED_WORK (%d)", st.max_locked_work,
 		   SYNCMAP_MAX_LOCKED_WORK);
-	STAT_CHECK(st.pending_reclaim == 0, "stats.pending_reclaim %" PRIu64 " at rest", st.pending_reclaim);
+	STAT_CHECK(st.max_locked_key_bytes <= SYNCMAP_MAX_LOCKED_KEY_BYTES,
+		   "stats.max_locked_key_bytes %" PRIu64 " exceeds SYNCMAP_MAX_LOCKED_KEY_BYTES (%d)",
+		   st.max_locked_key_bytes, SYNCMAP_MAX_LOCKED_KEY_BYTES);
+	STAT_CHECK(st.pending_reclaim == 0 && st.pending_bytes == 0,
+		   "stats.pending_reclaim %" PRIu64 ", pending_bytes %" PRIu64 " at rest", st.pending_reclaim,
+		   st.pending_bytes);
+	/* The shard count asked for (or the automatic one), and only shards
+	 * that exist can have been written.  Every other stat above is a sum
+	 * over shards, and the range promoted every shard before walking. */
+	STAT_CHECK(st.shards == ss_shards_effective() && st.shards_used <= st.shards &&
+			   (st.len == 0 || st.shards_used > 0),
+		   "stats.shards %u (expected %u), shards_used %u, len %zu", st.shards, ss_shards_effective(),
+		   st.shards_used, st.len);
 
 	/* Values: what the threads made, minus what went back, is what the map holds. */
 	for (unsigned t = 0; t < cfg.threads; t++) {
-		ss_ver.made += run.w[t].made;
-		ss_ver.discarded += run.w[t].discarded;
-		ss_ver.stored_null += run.w[t].stored_null;
+		const struct ss_worker *w = &run.w[t];
+		ss_ver.made += w->made;
+		ss_ver.discarded += w->discarded;
+		ss_ver.stored_null += w->stored_null;
+		ss_ver.taken += w->taken;
+		ss_ver.taken_null += w->taken_null;
+		ss_ver.retired += w->retired;
+		ss_ver.retired_null += w->retired_null;
+		ss_ver.retire_enomem += w->retire_enomem;
+		ss_ver.kept += w->kept;
+		ss_ver.kept_null += w->kept_null;
+		ss_ver.moved += w->moved;
+		ss_ver.moved_null += w->moved_null;
+		ss_ver.syncs += w->syncs;
+		ss_ver.sync_ns_total += w->sync_ns_total;
+		if (w->sync_ns_max > ss_ver.sync_ns_max)
+			ss_ver.sync_ns_max = w->sync_ns_max;
+		/* The tool's own books: each handed-over value went one way. */
+		STAT_CHECK(w->nheld == 0 && w->taken == w->retired + w->kept + w->moved &&
+				   w->taken_null == w->retired_null + w->kept_null + w->moved_null,
+			   "thread %u: %" PRIu64 " values taken (%" PRIu64 " NULL), but %" PRIu64 " retired + %" PRIu64
+			   " freed by the tool + %" PRIu64 " moved, %zu still held",
+			   t, w->taken, w->taken_null, w->retired, w->kept, w->moved, w->nheld);
 	}
 	if (cfg.reclaim) {
 		uint64_t freed = atomic_load(&ss_vc.freed), freed_null = atomic_load(&ss_vc.freed_null);
+		uint64_t tool_freed = atomic_load(&ss_vc.tool_freed);
 		uint64_t live = ss_ver.present - ss_ver.present_null;
-		STAT_CHECK(ss_ver.made - ss_ver.discarded - freed == live,
-			   "values: made %" PRIu64 " - discarded %" PRIu64 " - freed %" PRIu64 " = %" PRId64
-			   ", but the map holds %" PRIu64 " (leaked or freed early/twice)",
-			   ss_ver.made, ss_ver.discarded, freed, (int64_t)(ss_ver.made - ss_ver.discarded - freed), live);
-		STAT_CHECK(ss_ver.stored_null - freed_null == ss_ver.present_null,
-			   "NULL values: stored %" PRIu64 " - freed %" PRIu64 " != %" PRIu64 " present", ss_ver.stored_null,
-			   freed_null, ss_ver.present_null);
+		STAT_CHECK(tool_freed == ss_ver.kept - ss_ver.kept_null,
+			   "the tool freed %" PRIu64 " values after syncmap_synchronize, but held %" PRIu64 " non-NULL ones",
+			   tool_freed, ss_ver.kept - ss_ver.kept_null);
+		STAT_CHECK(ss_ver.made - ss_ver.discarded - freed - tool_freed == live,
+			   "values: made %" PRIu64 " - discarded %" PRIu64 " - freed by the map %" PRIu64
+			   " - freed by the tool %" PRIu64 " = %" PRId64 ", but the map holds %" PRIu64
+			   " (leaked or freed early/twice)",
+			   ss_ver.made, ss_ver.discarded, freed, tool_freed,
+			   (int64_t)(ss_ver.made - ss_ver.discarded - freed - tool_freed), live);
+		STAT_CHECK(ss_ver.stored_null + ss_ver.retired_null - freed_null - ss_ver.taken_null == ss_ver.present_null,
+			   "NULL values: stored %" PRIu64 " + retired %" PRIu64 " - freed %" PRIu64 " - taken %" PRIu64
+			   " != %" PRIu64 " present",
+			   ss_ver.stored_null, ss_ver.retired_null, freed_null, ss_ver.taken_null, ss_ver.present_null);
 	}
 #undef STAT_CHECK
 	ss_ver.in_map_at_free = ss_ver.present;
@@ -218,22 +263,24 @@ void ss_verify_after_free(void)
 {
 	ss_ver.freed = atomic_load(&ss_vc.freed);
 	ss_ver.freed_null = atomic_load(&ss_vc.freed_null);
+	ss_ver.tool_freed = atomic_load(&ss_vc.tool_freed);
 	if (!cfg.reclaim)
 		return;
-	if (ss_ver.made != ss_ver.freed + ss_ver.discarded)
+	uint64_t gone = ss_ver.freed + ss_ver.tool_freed + ss_ver.discarded;
+	if (ss_ver.made != gone)
 		SS_FAIL("after syncmap_free: %" PRIu64 " values made, %" PRIu64 " freed by the map + %" PRIu64
-			" by the tool: %" PRId64 " %s",
-			ss_ver.made, ss_ver.freed, ss_ver.discarded,
-			(int64_t)(ss_ver.made - ss_ver.freed - ss_ver.discarded),
-			ss_ver.made > ss_ver.freed + ss_ver.discarded ? "leaked" : "freed too often");
-	if (ss_ver.stored_null != ss_ver.freed_null)
-		SS_FAIL("after syncmap_free: %" PRIu64 " NULL values stored, %" PRIu64 " passed to free_value",
-			ss_ver.stored_null, ss_ver.freed_null);
+			" freed by the tool after syncmap_synchronize + %" PRIu64 " never stored: %" PRId64 " %s",
+			ss_ver.made, ss_ver.freed, ss_ver.tool_freed, ss_ver.discarded, (int64_t)(ss_ver.made - gone),
+			ss_ver.made > gone ? "leaked" : "freed too often");
+	if (ss_ver.stored_null + ss_ver.retired_null != ss_ver.freed_null + ss_ver.taken_null)
+		SS_FAIL("after syncmap_free: %" PRIu64 " NULL values stored + %" PRIu64 " retired, but %" PRIu64
+			" passed to free_value + %" PRIu64 " taken",
+			ss_ver.stored_null, ss_ver.retired_null, ss_ver.freed_null, ss_ver.taken_null);
 	if (atomic_load(&ss_vc.double_frees) || atomic_load(&ss_vc.bad_frees))
 		SS_FAIL("free_value: %lu double frees, %lu bad frees", atomic_load(&ss_vc.double_frees),
 			atomic_load(&ss_vc.bad_frees));
 	ss_quarantine_drain();
-	if (atomic_load(&ss_vc.evicted) != ss_ver.freed)
-		SS_FAIL("quarantine: %lu values really freed, %" PRIu64 " passed to free_value", atomic_load(&ss_vc.evicted),
-			ss_ver.freed);
+	if (atomic_load(&ss_vc.evicted) != ss_ver.freed + ss_ver.tool_freed)
+		SS_FAIL("quarantine: %lu values really freed, %" PRIu64 " passed to free_value + %" PRIu64
+			" freed by the tool", atomic_load(&ss_vc.evicted), ss_ver.freed, ss_ver.tool_freed);
 }

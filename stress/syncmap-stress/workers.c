@@ -16,10 +16,10 @@
  * value seen is checked for integrity and for belonging to the key.
  *
  * syncmap_clear (when the mix has it) deletes owned keys behind their
- * owners' backs.  A global epoch, odd while a clear runs, tells an owner
- * whether a clear may have hit a key since it last touched it or during an
- * op; such a key "may be absent" and the result is checked against both
- * states (see own_begin/own_end).
+ * owners' backs.  A global epoch (clears started and finished, see
+ * stress.h) tells an owner whether a clear may have hit a key since it last
+ * touched it or during an op; such a key "may be absent" and the result is
+ * checked against both states (see own_begin/own_end).
  *
  * Every op runs inside a syncmap_read_lock section (cfg.section_ops ops per
  * section), so the values it returns stay pinned while they are checked.
@@ -28,7 +28,27 @@
  * outcomes, so a seed replays the same per-thread op and key sequences
  * (with --ops; with --duration the sequences are the same prefix).  The
  * interleaving of threads is not reproducible.
+ *
+ * --owner caller: delete and load_and_delete are syncmap_take, which hands
+ * the key's value to the tool instead of free_value.  The thread disposes
+ * of each such value one of three ways, chosen by the op's draw:
+ *   - syncmap_retire: the map's free_value gets it after a grace period;
+ *   - held on a per-thread list, freed by the tool itself (through the same
+ *     poison and quarantine as free_value) after syncmap_synchronize, which
+ *     runs outside the read section once the list is long enough;
+ *   - moved (owned keys only): stored at once under the key's partner key
+ *     (ss_partner_key), while readers of the first key may still hold it,
+ *     so the value carries both keys from birth (struct ss_value.alt).  A
+ *     move happens only when the value's seq is above every seq the partner
+ *     key has held, so other threads' monotonic reads still hold.
+ * The owner's predictions follow the value (the first key absent, the
+ * partner key holding it).  The ledger then reads: made == freed by the
+ * map + freed by the tool + discarded, every value at most once (the
+ * per-value flag), and for NULL values, which have no identity: NULL
+ * stored (moves included) + NULL retired == NULL passed to free_value +
+ * NULL taken (verify.c).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +67,11 @@ static char never_stored;
 /* --- Op mixes ----------------------------------------------------------- */
 
 #define WAVE_LEVELS 16
+
+/* --owner caller: held values are freed after one syncmap_synchronize per
+ * this many (a grace period costs milliseconds: batching keeps the
+ * thread's op rate near the other modes'). */
+#define HELD_FLUSH 512
 
 void ss_mix_build(void)
 {
@@ -107,10 +132,22 @@ static inline enum ss_op pick_op(unsigned level, uint64_t r)
 /* ===================================================================== */
 /* --- Values --------------------------------------------------------------- */
 
+/* --owner caller: the owned key a value taken from `key` may move to (the
+ * other key of its pair in the owner's range), or `key` itself (no
+ * partner: shared keys, or the last of an odd number of owned keys). */
+static uint64_t ss_partner_key(uint64_t key)
+{
+	if (!cfg.owner_caller || key >= run.shared_base)
+		return key;
+	uint64_t base = key - key % cfg.owned, j = (key - base) ^ 1;
+	return j < cfg.owned ? base + j : key;
+}
+
 static void *new_value(struct ss_worker *w, uint64_t key, uint64_t seq)
 {
 	if (!cfg.reclaim)
 		return ss_tag_make((uint32_t)key, w->id, (uint32_t)seq);
+	uint64_t alt = ss_partner_key(key);
 	struct ss_value *v = w->spare;
 	if (!v) {
 		v = malloc(sizeof(*v));
@@ -125,9 +162,9 @@ static void *new_value(struct ss_worker *w, uint64_t key, uint64_t seq)
 	v->key = (uint32_t)key;
 	v->writer = w->id;
 	v->seq = seq;
-	v->check = ss_val_mix(key, w->id, seq);
+	v->alt = (uint32_t)alt;
+	v->check = ss_val_mix(key, alt, w->id, seq);
 	atomic_init(&v->freed, 0);
-	v->pad = 0;
 	return v;
 }
 
@@ -163,6 +200,34 @@ static inline bool vcheck(struct ss_worker *w, const char *what, uint64_t key, c
 	return true;
 }
 
+/* --owner caller: free the held values, once no reader can hold them.
+ * Outside any read section (the wait could never end inside one). */
+static void flush_held(struct ss_worker *w)
+{
+	if (!w->nheld)
+		return;
+	uint64_t t0 = sm_now_ns();
+	int rc = syncmap_synchronize();
+	uint64_t ns = sm_now_ns() - t0;
+	w->syncs++;
+	w->sync_ns_total += ns;
+	if (ns > w->sync_ns_max)
+		w->sync_ns_max = ns;
+	if (rc != 0) {
+		/* Freeing them now could free what a reader holds: keep them
+		 * (the run fails; the ledger will show them as not freed). */
+		ss_fail((int)w->id, "syncmap_synchronize outside any read section returned %d, not 0", rc);
+		return;
+	}
+	for (size_t i = 0; i < w->nheld; i++) {
+		ss_tool_free((int)w->id, w->held[i].key, w->held[i].v);
+		w->kept++;
+		if (!w->held[i].v)
+			w->kept_null++;
+	}
+	w->nheld = 0;
+}
+
 static void section_end(struct ss_worker *w)
 {
 	struct ss_seen s;
@@ -170,7 +235,18 @@ static void section_end(struct ss_worker *w)
 		ss_value_check((int)w->id, "value pinned by the read section, re-checked before its unlock",
 			       w->pins[i].key, w->pins[i].v, w->pins[i].null_ok, &s);
 	w->npins = 0;
+	bool flush = w->nheld >= HELD_FLUSH;
+	if (flush) {
+		/* Inside a section a grace period cannot end: the library must
+		 * refuse rather than hang. */
+		int rc = syncmap_synchronize();
+		if (rc != -EDEADLK)
+			ss_fail((int)w->id, "syncmap_synchronize inside a read section returned %d, not -EDEADLK (%d)", rc,
+				-EDEADLK);
+	}
 	syncmap_read_unlock();
+	if (flush)
+		flush_held(w);
 }
 
 /* ===================================================================== */
@@ -244,9 +320,10 @@ static inline void own_begin(struct own_op *o, struct ss_worker *w, uint64_t key
 static inline void own_end(struct own_op *o)
 {
 	o->e1 = epoch_now();
-	o->overlap = o->e1 != o->e0 || (o->e0 & 1);
+	o->overlap = o->e1 != o->e0 || ss_clear_running(o->e0);
 	o->can_present = o->st->present;
-	o->can_absent = !o->st->present || o->st->maybe_absent || o->st->epoch != (uint32_t)o->e0 || o->overlap;
+	o->can_absent = !o->st->present || o->st->maybe_absent || o->st->epoch != ss_clears_started(o->e0) ||
+			o->overlap;
 	o->exact = !(o->can_present && o->can_absent);
 }
 
@@ -255,14 +332,14 @@ static inline void own_set_present(struct own_op *o, void *v, uint64_t seq)
 	o->st->present = 1;
 	o->st->v = v;
 	o->st->maybe_absent = o->overlap;
-	o->st->epoch = (uint32_t)o->e1;
+	o->st->epoch = ss_clears_started(o->e1);
 	(void)seq;
 }
 
 static inline void own_keep_present(struct own_op *o)
 {
 	o->st->maybe_absent = o->overlap;
-	o->st->epoch = (uint32_t)o->e1;
+	o->st->epoch = ss_clears_started(o->e1);
 }
 
 static inline void own_set_absent(struct own_op *o)
@@ -270,7 +347,7 @@ static inline void own_set_absent(struct own_op *o)
 	o->st->present = 0;
 	o->st->v = NULL;
 	o->st->maybe_absent = 0;
-	o->st->epoch = (uint32_t)o->e1;
+	o->st->epoch = ss_clears_started(o->e1);
 }
 
 static const char *own_expect(const struct own_op *o, char *buf, size_t n)
@@ -402,6 +479,80 @@ static void op_store(struct opctx *c)
 	taken(w, n);
 }
 
+/* ---- --owner caller: what syncmap_take hands over -------------------- */
+
+static void hold(struct ss_worker *w, uint64_t key, void *v)
+{
+	if (w->nheld == w->held_cap) {
+		size_t cap = w->held_cap ? 2 * w->held_cap : HELD_FLUSH + 64;
+		struct ss_held *h = realloc(w->held, cap * sizeof(*h));
+		if (!h) {
+			ss_fail((int)w->id, "out of memory for the held values");
+			abort();
+		}
+		w->held = h;
+		w->held_cap = cap;
+	}
+	w->held[w->nheld++] = (struct ss_held){.key = key, .v = v};
+}
+
+/* Move v, just taken from owned key c->key, to the partner key: only when
+ * the partner's readers cannot see its seq go back, and never NULL over a
+ * NULL that may be there (the same pointer stored again stays: the NULL
+ * ledger could not tell).  Returns false (nothing done) when it may not. */
+static bool move_taken(struct ss_worker *w, const struct opctx *c, void *v)
+{
+	uint64_t b = ss_partner_key(c->key);
+	if (b == c->key)
+		return false;
+	struct own_op o;
+	own_begin(&o, w, b);
+	const struct ss_value *x = v;
+	if (x ? x->seq <= o.st->seq : o.st->present && o.st->v == NULL)
+		return false;
+	int rc = syncmap_store(run.map, ss_key(b), cfg.klen, v);
+	own_end(&o);
+	if (rc != 0) {
+		ss_fail((int)w->id, "store (moving a taken value from key %" PRIu64 ") on key %" PRIu64 " returned %d",
+			c->key, b, rc);
+		return false;
+	}
+	if (x)
+		o.st->seq = (uint32_t)x->seq;
+	else
+		w->stored_null++;
+	own_set_present(&o, v, o.st->seq);
+	w->moved++;
+	w->moved_null += !v;
+	return true;
+}
+
+/* v (checked, and pinned by our section) was handed over by syncmap_take:
+ * retire it, hold it for a free after syncmap_synchronize, or move it. */
+static void dispose_taken(struct ss_worker *w, const struct opctx *c, void *v)
+{
+	w->taken++;
+	w->taken_null += !v;
+	unsigned how = (unsigned)((c->r >> 44) % 3);
+	if (how == 2 && c->kc == K_OWN && move_taken(w, c, v))
+		return;
+	if (how != 1) {
+		int rc = syncmap_retire(run.map, v);
+		if (rc == 0) {
+			w->retired++;
+			w->retired_null += !v;
+			return;
+		}
+		/* -ENOMEM is allowed inside a read section (where we are): the
+		 * value stays ours.  Anything else is a failure. */
+		if (rc == -ENOMEM)
+			w->retire_enomem++;
+		else
+			ss_fail((int)w->id, "syncmap_retire of a value taken from key %" PRIu64 " returned %d", c->key, rc);
+	}
+	hold(w, c->key, v);
+}
+
 static void op_delete(struct opctx *c, bool lad)
 {
 	struct ss_worker *w = c->w;
@@ -410,15 +561,20 @@ static void op_delete(struct opctx *c, bool lad)
 	void *v = NULL;
 	bool found = false;
 	struct ss_seen s;
+	const bool take = cfg.owner_caller;
+	if (take)
+		name = lad ? "take (as load_and_delete)" : "take (as delete)";
 	if (c->kc == K_OWN) {
 		struct own_op o;
 		own_begin(&o, w, c->key);
-		if (lad)
+		if (take)
+			TIMED(w, op, c->timed, found = syncmap_take(run.map, ss_key(c->key), cfg.klen, &v));
+		else if (lad)
 			TIMED(w, op, c->timed, found = syncmap_load_and_delete(run.map, ss_key(c->key), cfg.klen, &v));
 		else
 			TIMED(w, op, c->timed, syncmap_delete(run.map, ss_key(c->key), cfg.klen));
 		own_end(&o);
-		if (lad) {
+		if (lad || take) {
 			if (found && !vcheck(w, name, c->key, v, true, &s))
 				return;
 			if (found ? !(o.can_present && v == o.st->v) : !o.can_absent) {
@@ -427,9 +583,16 @@ static void op_delete(struct opctx *c, bool lad)
 			}
 		}
 		own_set_absent(&o);
+		if (take && found)
+			dispose_taken(w, c, v);
 		return;
 	}
-	if (lad) {
+	if (take) {
+		TIMED(w, op, c->timed, found = syncmap_take(run.map, ss_key(c->key), cfg.klen, &v));
+		/* Ours now, and pinned by our read section for other readers. */
+		if (found && vcheck(w, name, c->key, v, false, &s))
+			dispose_taken(w, c, v);
+	} else if (lad) {
 		TIMED(w, op, c->timed, found = syncmap_load_and_delete(run.map, ss_key(c->key), cfg.klen, &v));
 		/* Removed, but pinned by our read section: still intact. */
 		if (found)
@@ -702,12 +865,12 @@ static void op_range(struct opctx *c)
 	TIMED(w, OP_RANGE, c->timed, syncmap_range(run.map, range_fn, &rc));
 	uint64_t e1 = epoch_now();
 	memset(w->seen_bits, 0, ((cfg.keys + 63) / 64) * sizeof(uint64_t));
-	bool complete = !rc.stopped && e1 == e0 && !(e0 & 1) && !atomic_load(&ss_stop);
+	bool complete = !rc.stopped && e1 == e0 && !ss_clear_running(e0) && !atomic_load(&ss_stop);
 	for (uint64_t j = 0; j < cfg.owned; j++) {
 		struct ss_own *st = &w->own[j];
 		/* Go's contract: a key present and unchanged for the whole call
 		 * is visited exactly once.  Our own keys did not change. */
-		if (complete && st->present && !st->maybe_absent && st->epoch == (uint32_t)e0 &&
+		if (complete && st->present && !st->maybe_absent && st->epoch == ss_clears_started(e0) &&
 		    w->range_own[j] != 1)
 			ss_fail((int)w->id, "range visited own key %" PRIu64 " (present, unchanged) %u times, not once",
 				(uint64_t)w->id * cfg.owned + j, w->range_own[j]);
@@ -718,7 +881,7 @@ static void op_range(struct opctx *c)
 static void op_clear(struct opctx *c)
 {
 	struct ss_worker *w = c->w;
-	atomic_fetch_add(&run.clear_epoch, 1);
+	atomic_fetch_add(&run.clear_epoch, SS_CLEAR_STARTED);
 	TIMED(w, OP_CLEAR, c->timed, syncmap_clear(run.map));
 	atomic_fetch_add(&run.clear_epoch, 1);
 	w->clears++;
@@ -839,6 +1002,7 @@ void *ss_worker_main(void *arg)
 		section_end(w);
 		w->sections = 0;
 	}
+	flush_held(w);
 	atomic_store_explicit(&w->ops_done, n, memory_order_relaxed);
 	w->finished_ns = sm_now_ns();
 	atomic_fetch_add(&run.finished, 1);
