@@ -80,6 +80,7 @@ struct kv_worker {
 	struct kv_session_env env;
 	struct kv_counters counters;
 	_Atomic uint64_t total_connections;
+	_Atomic int curr_connections; /* written by this worker only */
 };
 
 struct kv_server {
@@ -129,6 +130,9 @@ static void conn_close(struct kv_conn *c)
 	kv_buf_free(&c->out);
 	free(c);
 	atomic_fetch_sub_explicit(&w->srv->curr_conns, 1, memory_order_relaxed);
+	atomic_store_explicit(&w->curr_connections,
+			      atomic_load_explicit(&w->curr_connections, memory_order_relaxed) - 1,
+			      memory_order_relaxed);
 }
 
 static bool set_interest(struct kv_conn *c, uint32_t events)
@@ -274,6 +278,9 @@ static void conn_open(struct kv_worker *w, int fd)
 		w->conns->prev = c;
 	w->conns = c;
 	atomic_fetch_add_explicit(&w->total_connections, 1, memory_order_relaxed);
+	atomic_store_explicit(&w->curr_connections,
+			      atomic_load_explicit(&w->curr_connections, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 }
 
 /* ---- accepting ---------------------------------------------------------- */
@@ -454,6 +461,13 @@ static int stats_general(struct kv_server *srv, struct kv_buf *out)
 	err |= kv_stat(out, "rejected_connections", "%" PRIu64,
 		       atomic_load_explicit(&srv->rejected_connections, memory_order_relaxed));
 	err |= kv_stat(out, "threads", "%d", srv->nworkers);
+	/* how the accept mode spread the connections over the workers */
+	char split[256];
+	size_t len = 0;
+	for (int i = 0; i < srv->nworkers && len < sizeof(split) - 12; i++)
+		len += (size_t)snprintf(split + len, sizeof(split) - len, "%s%d", i ? "/" : "",
+					atomic_load_explicit(&srv->workers[i].curr_connections, memory_order_relaxed));
+	err |= kv_stat(out, "worker_connections", "%s", split);
 	err |= kv_stats_counters(out, sums);
 	err |= kv_stats_store(out, srv->store, srv->cfg.mem_limit);
 	return err ? -ENOMEM : KV_STATS_END;
