@@ -32,7 +32,10 @@
  * batch itself, as liburcu's defer_rcu does.  Writers then cannot outrun
  * reclamation, and the waiting ones give their CPU to the callback thread.
  * Where waiting could deadlock (inside a read section, on the callback
- * thread) the batch goes to liburcu as usual.
+ * thread) the batch goes to liburcu as usual, and the thread owes a wait:
+ * when it leaves its outermost read section (syncmap_read_unlock) it sleeps
+ * until the backlog is back under the limit (at most 20 ms), so writers
+ * that work inside read sections are slowed too.
  *
  * m->pending counts this map's callbacks in flight, so the last one can
  * free the map after syncmap_free; m->pending_values counts those that call
@@ -72,6 +75,7 @@ struct sm_batch {
 static _Atomic long backlog_objs, backlog_bytes;
 
 SM_TLS struct sm_batch *sm_help_batch;
+SM_TLS bool sm_help_owed;
 
 void sm_stripe_lock_slow(struct sm_stripe *st)
 {
@@ -348,9 +352,12 @@ static void stripe_flush_locked(struct syncmap *m, struct sm_stripe *st, bool ma
 	st->n = 0;
 	st->values = 0;
 	st->bytes = 0;
-	if (may_help && !sm_help_batch && backlog_over_limit()) {
-		sm_help_batch = b;
-		return;
+	if (may_help && backlog_over_limit()) {
+		if (!sm_help_batch) {
+			sm_help_batch = b;
+			return;
+		}
+		sm_help_owed = true; /* a second one: wait at the next unlock */
 	}
 	batch_queue(m, b);
 }
@@ -365,6 +372,7 @@ void sm_reclaim_help(void)
 		sm_stripe_lock(st);
 		batch_queue(m, b);
 		sm_stripe_unlock(st);
+		sm_help_owed = !sm_rcu_on_callback_thread();
 		return;
 	}
 	atomic_fetch_add_explicit(&m->reclaim_waits, 1, memory_order_relaxed);
@@ -373,6 +381,17 @@ void sm_reclaim_help(void)
 	struct sm_retired *first = b->first;
 	sm_free(b);
 	chain_free(m, first);
+	errno = saved_errno;
+}
+
+void sm_reclaim_throttle(void)
+{
+	if (sm_rcu_in_read_section())
+		return; /* not the outermost unlock yet */
+	sm_help_owed = false;
+	int saved_errno = errno;
+	for (int i = 0; i < 200 && backlog_over_limit(); i++)
+		nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
 	errno = saved_errno;
 }
 

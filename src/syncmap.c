@@ -445,6 +445,8 @@ void syncmap_read_lock(void)
 void syncmap_read_unlock(void)
 {
 	sm_rcu_read_unlock();
+	if (__builtin_expect(sm_help_owed, 0))
+		sm_reclaim_throttle();
 }
 
 void syncmap_stats(struct syncmap *m, struct syncmap_stats *st)

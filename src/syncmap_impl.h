@@ -445,6 +445,11 @@ static inline void sm_reclaim_after_op(void)
 	if (__builtin_expect(sm_help_batch != NULL, 0))
 		sm_reclaim_help();
 }
+/* At syncmap_read_unlock: a thread that queued batches over the limit from
+ * inside a read section waits, once out of it, for the backlog to drain
+ * (at most 20 ms). */
+void sm_reclaim_throttle(void);
+extern SM_TLS bool sm_help_owed;
 /* Objects and library bytes retired by m and not yet freed. */
 void sm_reclaim_pending(struct syncmap *m, uint64_t *objs, uint64_t *bytes);
 /* syncmap_free: frees everything retired by m (waiting for liburcu's
