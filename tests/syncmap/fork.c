@@ -271,7 +271,7 @@ int main(void)
 {
 	test_begin();
 	watchdog(300, "fork tests");
-	long forks = scaled(40, 8);
+	long forks = scaled(16, 6);
 	run_forks("library handlers", false, forks);
 	run_forks("program calls liburcu", true, forks);
 	test_fork_in_read_section();

@@ -443,7 +443,7 @@ static void model_open(struct model *md, const struct keyset *ks, bool boxed, st
  * a grace period and the map goes with its last reclamation callback. */
 static void wait_all_freed(struct tracker *tr);
 
-static void model_close_how(struct model *md, bool deferred)
+static void model_close_how(struct model *md, bool deferred, bool wait)
 {
 	for (size_t j = 0; j < md->ntouched; j++) {
 		size_t t = md->touched[j];
@@ -461,8 +461,9 @@ static void model_close_how(struct model *md, bool deferred)
 		syncmap_read_unlock();
 		md->m = NULL;
 		/* syncmap_free waits only for its own map's callbacks: let this
-		 * one finish before the next map's counts are checked. */
-		if (md->boxed)
+		 * one finish before the next map's counts are checked (or the
+		 * caller waits once for many). */
+		if (md->boxed && wait)
 			wait_all_freed(md->tr);
 		return;
 	}
@@ -476,7 +477,7 @@ static void model_close_how(struct model *md, bool deferred)
 
 static void model_close(struct model *md)
 {
-	model_close_how(md, false);
+	model_close_how(md, false, true);
 }
 
 /* After deferred frees: every value made reaches free_value (poll 5 s). */
@@ -548,6 +549,14 @@ static void phase_quick(bool boxed, struct tracker *tr, uint64_t seed)
 	test_rng_init(&md.rng, seed);
 	long lists = scaled(3000, 300);
 	for (long l = 0; l < lists; l++) {
+		/* Most lists take syncmap_free's deferred path (inside a read
+		 * section: the map goes with its last callback) and do not wait
+		 * for it; every 32nd first waits for all of those to be freed,
+		 * then frees its own map the waiting way and checks the exact
+		 * counts. */
+		bool waiting = l % 32 == 0;
+		if (waiting && boxed)
+			wait_all_freed(tr);
 		model_open(&md, &ks, boxed, tr, test_rng_next(&md.rng), "quick");
 		long n = (long)test_rng_below(&md.rng, 50);
 		for (long j = 0; j < n; j++) {
@@ -555,9 +564,7 @@ static void phase_quick(bool boxed, struct tracker *tr, uint64_t seed)
 			do_op(&md, op, go_key(&md));
 		}
 		check_range(&md, 0); /* Go's applyCalls: final contents via Range */
-		/* syncmap_free waits for a grace period (~10 ms): most lists
-		 * take the deferred path instead */
-		model_close_how(&md, l % 32 != 0);
+		model_close_how(&md, !waiting, false);
 	}
 	wait_all_freed(tr);
 	model_dispose(&md);
@@ -596,14 +603,26 @@ static bool building(struct model *md)
 static void promote_by_loads(struct model *md)
 {
 	/* Loads of keys only the dirty map holds count misses; once they
-	 * reach its size it is promoted.  Stores of present keys keep the
-	 * build advancing meanwhile (each locked operation copies a slice). */
+	 * reach its size (and the floor of 1024 a small dirty map waits for)
+	 * it is promoted.  Stores of present keys keep the build advancing
+	 * meanwhile (each locked operation copies a slice).  With many shards
+	 * each needs its own misses: after 4096 loads per shard (50000 at
+	 * most) a range promotes the rest. */
 	struct syncmap_stats st;
+	syncmap_stats(md->m, &st);
+	long budget = 4096L * (long)st.shards;
+	if (budget > 50000)
+		budget = 50000;
 	for (long guard = 0;; guard++) {
 		syncmap_stats(md->m, &st);
 		if (!st.amended)
 			return;
-		CHECKF(guard < 10000000, "no promotion after %ld loads", guard);
+		if (guard == budget) {
+			CHECKF(st.promotions > 0 || budget < 4096, "no promotion by misses after %ld loads", guard);
+			do_op(md, OP_RANGE, 0);
+			continue;
+		}
+		CHECKF(guard < budget + 10, "no promotion after a range");
 		size_t i = test_rng_below(&md->rng, md->nkeys);
 		do_op(md, test_rng_below(&md->rng, 4) ? OP_LOAD : OP_STORE, i);
 	}
