@@ -36,6 +36,7 @@
 #include <errno.h>
 
 #include "alloc.h"
+#include "blockcache.h"
 #include "rand.h"
 
 /* Upper bound on B: keeps 32-bit overflow indices and 2^B * 144 bytes in
@@ -129,7 +130,7 @@ static struct barray *makeBucketArray(struct gomap *h, unsigned B)
 	size_t nb = bucketShift(B);
 	size_t npre = B >= 4 ? bucketShift(B - 4) : 0;
 	size_t bytes = sizeof(struct barray) + (nb + npre) * sizeof(struct bmap);
-	struct barray *a = sm_alloc_zeroed(bytes);
+	struct barray *a = sm_block_alloc(bytes);
 	if (!a)
 		return NULL;
 	a->nbuckets = nb;
@@ -154,77 +155,105 @@ static size_t chunk_size(unsigned k)
 	return (size_t)OVF_CHUNK0 << k;
 }
 
+static size_t chunk_bytes(unsigned k)
+{
+	return chunk_size(k) * sizeof(struct bmap);
+}
+
+/* The bytes at the start of array a that its map may have written: the
+ * header, the main buckets and the preallocated overflow buckets handed
+ * out.  The rest was never touched: still zero, nothing to clear before
+ * the block is reused. */
+static size_t array_dirty(const struct barray *a)
+{
+	return offsetof(struct barray, b) + (a->nbuckets + a->nextpre) * sizeof(struct bmap);
+}
+
+/* The same for overflow chunk k (chunks are handed out in order). */
+static size_t chunk_dirty(const struct barray *a, unsigned k)
+{
+	size_t first = OVF_CHUNK0 * (((size_t)1 << k) - 1);
+	size_t used = a->chunkused > first ? a->chunkused - first : 0;
+	return (used < chunk_size(k) ? used : chunk_size(k)) * sizeof(struct bmap);
+}
+
+/* Give back an array and its chunks at once (to the block cache, zeroed,
+ * or to the system): gomap_clear, gomap_destroy and small arrays. */
 static void freeBucketArray(struct gomap *h, struct barray *a)
 {
 	if (!a)
 		return;
 	for (unsigned k = 0; k < a->nchunks; k++) {
-		sm_free_zeroed(a->chunks[k], chunk_size(k) * sizeof(struct bmap));
-		h->work.bytes -= chunk_size(k) * sizeof(struct bmap);
+		sm_block_free(a->chunks[k], chunk_bytes(k), chunk_dirty(a, k));
+		h->work.bytes -= chunk_bytes(k);
 	}
 	h->work.bytes -= a->bytes;
-	sm_free_zeroed(a, a->bytes);
+	sm_block_free(a, a->bytes, array_dirty(a));
 }
 
 /*
  * The array a finished evacuation leaves behind is given back a slice per
- * put/delete (RELEASE_BUDGET bytes) instead of at once: unmapping costs
- * about 1 ms per 10 MB here, which would otherwise land on the one
- * operation that finishes evacuating (and, in syncmap, on everyone waiting
- * for the dirty map's mutex).  Small arrays (malloc'ed) go at once.
+ * put/delete (RELEASE_BUDGET bytes) instead of at once: zeroing it for the
+ * block cache, or unmapping it when the cache is full (about 1 ms per 10 MB
+ * here), would otherwise land on the one operation that finishes
+ * evacuating (and, in syncmap, on everyone waiting for the dirty map's
+ * mutex).  Small arrays (from calloc, freed whole) go at once while the
+ * operation's budget allows.
  */
 #define RELEASE_BUDGET ((size_t)256 << 10)
+/* A block below the mmap threshold is freed whole, in one step. */
+_Static_assert(SM_MMAP_MIN <= RELEASE_BUDGET, "a calloc'ed block fits one step's budget");
+/* An unmapping step may round up to a page: allow 64 KiB pages. */
 _Static_assert(RELEASE_BUDGET + 65536 <= GOMAP_MAX_RELEASE_PER_OP, "one step stays within the bound");
 
 static void retireBucketArray(struct gomap *h, struct barray *a)
 {
-	if (a->bytes <= RELEASE_BUDGET && a->nchunks == 0) {
-		h->op_released += a->bytes;
+	/* Chunks grow in size: the last is the biggest. */
+	bool small = a->bytes < SM_MMAP_MIN && (a->nchunks == 0 || chunk_bytes(a->nchunks - 1) < SM_MMAP_MIN);
+	size_t total = a->bytes;
+	for (unsigned k = 0; small && k < a->nchunks; k++)
+		total += chunk_bytes(k);
+	if (small && h->op_released + total <= RELEASE_BUDGET) {
+		h->op_released += total;
 		freeBucketArray(h, a);
 		return;
 	}
-	a->mapped = a->bytes;
-	a->chunk_mapped = 0;
+	memset(&a->rel, 0, sizeof(a->rel));
+	memset(&a->chunk_rel, 0, sizeof(a->chunk_rel));
 	a->next_release = h->releasing;
 	h->releasing = a;
 }
 
-/* One slice of the retired arrays: an overflow chunk, or up to
- * RELEASE_BUDGET bytes of an array, unmapped from its end (its header
- * stays readable until the last slice). */
-static void release_step(struct gomap *h)
+/* One slice of the retired arrays: up to `budget` bytes of an overflow
+ * chunk or of an array, zeroed or unmapped from its end (its header stays
+ * readable until the last slice). */
+static void release_step(struct gomap *h, size_t budget)
 {
 	struct barray *a = h->releasing;
 	if (!a)
 		return;
+	size_t released = 0, worked = 0;
 	if (a->nchunks) { /* overflow chunks first, the last one first */
 		unsigned k = a->nchunks - 1;
-		size_t bytes = chunk_size(k) * sizeof(struct bmap);
-		size_t mapped = a->chunk_mapped ? a->chunk_mapped : bytes;
-		size_t done = sm_free_zeroed_step(a->chunks[k], bytes, &mapped, RELEASE_BUDGET);
-		h->work.bytes -= done;
-		h->op_released += done;
-		a->chunk_mapped = mapped;
-		if (mapped == 0)
+		if (sm_block_release_step(a->chunks[k], chunk_bytes(k), chunk_dirty(a, k), &a->chunk_rel, budget,
+					  &released, &worked)) {
 			a->nchunks = k;
-		return;
+			memset(&a->chunk_rel, 0, sizeof(a->chunk_rel));
+		}
+	} else {
+		struct barray *next = a->next_release;
+		if (sm_block_release_step(a, a->bytes, array_dirty(a), &a->rel, budget, &released, &worked))
+			h->releasing = next; /* a is gone */
 	}
-	struct barray *next = a->next_release;
-	size_t mapped = a->mapped;
-	size_t done = sm_free_zeroed_step(a, a->bytes, &mapped, RELEASE_BUDGET);
-	h->work.bytes -= done;
-	h->op_released += done;
-	if (mapped == 0)
-		h->releasing = next;
-	else
-		a->mapped = mapped;
+	h->work.bytes -= released;
+	h->op_released += worked;
 }
 
 /* gomap_clear and gomap_free: everything at once. */
 static void release_all(struct gomap *h)
 {
 	while (h->releasing)
-		release_step(h);
+		release_step(h, SIZE_MAX);
 }
 
 static size_t ovf_available(const struct barray *a)
@@ -242,12 +271,12 @@ static int ovf_reserve(struct gomap *h, struct barray *a, size_t need)
 		size_t idx_end = a->nbuckets + a->npre + OVF_CHUNK0 * (((size_t)1 << (k + 1)) - 1);
 		if (k >= OVF_MAX_CHUNKS || idx_end > UINT32_MAX)
 			return -ENOMEM;
-		struct bmap *c = sm_alloc_zeroed(chunk_size(k) * sizeof(struct bmap));
+		struct bmap *c = sm_block_alloc(chunk_bytes(k));
 		if (!c)
 			return -ENOMEM;
 		a->chunks[k] = c;
 		a->nchunks = k + 1;
-		h->work.bytes += chunk_size(k) * sizeof(struct bmap);
+		h->work.bytes += chunk_bytes(k);
 	}
 	return 0;
 }
@@ -558,7 +587,7 @@ static void op_begin(struct gomap *h)
 static void op_end(struct gomap *h)
 {
 	if (h->releasing && h->op_released == 0)
-		release_step(h);
+		release_step(h, RELEASE_BUDGET);
 	h->work.last_evacuated = h->op_evacuated;
 	h->work.last_skipped = h->op_skipped;
 	h->work.last_released = h->op_released;
@@ -849,8 +878,8 @@ void gomap_clear(struct gomap *h)
 		h->B = h->Bfloor;
 	} else if (keep) {
 		for (unsigned k = 0; k < keep->nchunks; k++) {
-			sm_free_zeroed(keep->chunks[k], chunk_size(k) * sizeof(struct bmap));
-			h->work.bytes -= chunk_size(k) * sizeof(struct bmap);
+			sm_block_free(keep->chunks[k], chunk_bytes(k), chunk_dirty(keep, k));
+			h->work.bytes -= chunk_bytes(k);
 			keep->chunks[k] = NULL;
 		}
 		memset(bucket_at(keep, 0), 0, (keep->nbuckets + keep->npre) * sizeof(struct bmap));

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockcache.h"
 #include "gomap.h"
 #include "hash.h"
 
@@ -111,9 +112,9 @@ struct barray {
 	uint32_t chunkused; /* chunk buckets handed out (chunks fill in order) */
 	uint32_t noverflow; /* overflow buckets handed out (Go's noverflow, exact) */
 	uint32_t pad_;
-	struct barray *next_release; /* retired arrays being unmapped (see release_step) */
-	size_t mapped;               /* bytes of this block still mapped, while retired */
-	size_t chunk_mapped;         /* same for chunks[nchunks - 1] (0: not started) */
+	struct barray *next_release; /* retired arrays being given back (see release_step) */
+	struct sm_block_release rel;       /* how far this block is given back, while retired */
+	struct sm_block_release chunk_rel; /* same for chunks[nchunks - 1] */
 	struct bmap *chunks[OVF_MAX_CHUNKS];
 	/* nbuckets + npre buckets; 16-byte aligned so iterators can tag the
 	 * low bits of a bucket address with a slot index. */
