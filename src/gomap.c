@@ -43,11 +43,6 @@
  * range (2^30 buckets hold about 7e9 keys). */
 #define MAX_B 30
 
-/* advanceEvacuationMark steps over at most this many already evacuated old
- * buckets per call (Go: 1024, "overkill by at least an order of
- * magnitude").  Three calls per operation at most (growWork). */
-#define SKIP_PER_CALL (GOMAP_MAX_SKIP_PER_OP / 3)
-
 /* ===================================================================== */
 /* --- Misuse detection (Go's hashWriting) ------------------------------ */
 
@@ -337,7 +332,7 @@ static void clear_slot(struct bmap *b, unsigned i)
 /* Free the indirect keys still owned by live slots of an array. */
 static void free_array_keys(struct gomap *h, struct barray *a)
 {
-	if (!a || h->keys_external)
+	if (!a || h->keys_external || h->key_bytes == 0) /* no walk when all keys are inline */
 		return;
 	for (size_t i = 0; i < a->nbuckets; i++)
 		for (struct bmap *b = bucket_at(a, i); b; b = bmap_overflow(a, b))
@@ -427,8 +422,8 @@ static int hashGrow(struct gomap *h, enum grow_kind kind)
 	unsigned newB = h->B + (kind == growDouble);
 	if (kind == growShrink) {
 		/* Straight to the size where the load is at most half the
-		 * growth threshold (mass deletion keeps deleting while a
-		 * shrink runs, so it may skip levels). */
+		 * growth threshold, so the map must double its count before
+		 * it grows back. */
 		newB = B_for_hint(2 * h->count);
 		if (newB < h->Bfloor)
 			newB = h->Bfloor;
@@ -453,135 +448,215 @@ static int hashGrow(struct gomap *h, enum grow_kind kind)
 	return 0;
 }
 
-/* Go's evacDst: where the next evacuated key goes. */
-struct evacDst {
-	struct bmap *b;
-	unsigned i;
-};
-
-/* Place one key at the first empty slot at or after dst (appending an
- * overflow bucket, already reserved, at the end of the chain).  New buckets
- * of a doubling or same-size grow are fresh, so this is Go's append; a
- * shrink merges two old buckets into one new bucket that may already hold
- * keys and tombstones, so it must look for the first free slot. */
-static void evac_place(struct gomap *h, struct barray *na, struct evacDst *dst,
-		       const struct bmap *src, unsigned si, uint8_t top)
+/* Start evacuating bucket c of an old chain: every slot becomes
+ * evacuatedEmpty (tombstones included), its state kept in top[], and the
+ * filled slots are returned as a mask (a word-wide test: shrinking
+ * evacuates mostly empty buckets); the caller marks each of them
+ * evacuatedX or evacuatedY as it moves the key. */
+static inline uint64_t evac_begin(struct bmap *c, uint8_t top[bucketCnt], size_t *tomb)
 {
-	for (;;) {
-		while (dst->i < bucketCnt && !isEmpty(dst->b->tophash[dst->i]))
-			dst->i++;
-		if (dst->i < bucketCnt)
-			break;
-		struct bmap *next = bmap_overflow(na, dst->b);
-		dst->b = next ? next : newoverflow(na, dst->b);
-		dst->i = 0;
-	}
-	if (dst->b->tophash[dst->i] == emptyOne)
-		h->tombstones--;
-	set_slot(dst->b, dst->i, top, slot_code(src, si), src->keys[si], src->elems[si]);
-	dst->i++;
+	uint64_t w;
+	memcpy(&w, c->tophash, sizeof(w));
+	*tomb += bytes_equal_count(w, emptyOne);
+	memcpy(top, c->tophash, bucketCnt);
+	memset(c->tophash, evacuatedEmpty, sizeof(c->tophash));
+	return filled_slots(w);
 }
 
-static void advanceEvacuationMark(struct gomap *h)
+/* A doubling or a same-size grow: old bucket b (index `oldbucket`) goes to
+ * new bucket X (same index) or, doubling, Y (index + old size) by the hash
+ * bit the doubling adds.  Both are fresh (no key reaches a new bucket
+ * before its old bucket is evacuated), so keys are appended in order, as
+ * in Go.  Returns the tombstones the old chain held.  (The map's fields
+ * are passed in, not read through h: every byte store to a bucket may
+ * alias them, which would reload them for each key.) */
+static size_t evacuateXY(struct barray *oa, struct barray *na, struct bmap *b, size_t oldbucket, bool dbl,
+			 uint64_t seed)
 {
-	size_t nold = h->oldbuckets->nbuckets;
-	h->nevacuate++;
-	size_t stop = h->nevacuate + SKIP_PER_CALL;
-	if (stop > nold)
-		stop = nold;
-	while (h->nevacuate != stop && evacuated(bucket_at(h->oldbuckets, h->nevacuate))) {
-		h->nevacuate++;
-		h->op_skipped++;
+	size_t newbit = oa->nbuckets, tomb = 0;
+	/* Go's evacDst pair, indexed by the hash bit: no branch on a bit
+	 * that is a coin flip per key. */
+	struct {
+		struct bmap *b;
+		unsigned i;
+	} xy[2] = {{bucket_at(na, oldbucket), 0}, {dbl ? bucket_at(na, oldbucket + newbit) : NULL, 0}};
+	uint8_t top[bucketCnt];
+	for (struct bmap *c = b; c; c = bmap_overflow(oa, c)) {
+		for (uint64_t live = evac_begin(c, top, &tomb); live; live = match_drop(live, match_slot(live))) {
+			unsigned i = match_slot(live);
+			if (top[i] < minTopHash)
+				gomap_die("bad map state");
+			unsigned useY = dbl && (slot_hash(c, i, seed) & newbit) != 0;
+			c->tophash[i] = (uint8_t)(evacuatedX + useY);
+			if (xy[useY].i == bucketCnt) {
+				xy[useY].b = newoverflow(na, xy[useY].b);
+				xy[useY].i = 0;
+			}
+			set_slot(xy[useY].b, xy[useY].i++, top[i], slot_code(c, i), c->keys[i], c->elems[i]);
+		}
 	}
-	if (h->nevacuate == nold) {
-		/* Growing is all done: the old array goes.  Its slots no longer
-		 * own keys (evacuation moved the indirect key pointers). */
-		retireBucketArray(h, h->oldbuckets);
-		h->oldbuckets = NULL;
-		h->grow = growNone;
-		h->gen++;
-	}
+	return tomb;
 }
 
-/* Go's evacuate: move the keys of old bucket `oldbucket` (and its chain) to
- * the new array.  All-or-nothing: the overflow buckets the move may need are
- * reserved before any key moves. */
+/* A shrink: old bucket b merges into new bucket d, which may already hold
+ * keys and tombstones (its other old buckets, puts since).  Each key takes
+ * the first empty slot of d's chain, as a put would, found from a mask of
+ * d's empty slots rather than slot by slot.  Returns the tombstones the
+ * old chain held less those the keys filled. */
+static size_t evacuateInto(struct barray *oa, struct barray *na, struct bmap *b, struct bmap *d)
+{
+	size_t tomb = 0;
+	uint64_t dw;
+	memcpy(&dw, d->tophash, sizeof(dw));
+	uint64_t dfree = empty_slots(dw);
+	uint8_t top[bucketCnt];
+	for (struct bmap *c = b; c; c = bmap_overflow(oa, c)) {
+		for (uint64_t live = evac_begin(c, top, &tomb); live; live = match_drop(live, match_slot(live))) {
+			unsigned i = match_slot(live);
+			if (top[i] < minTopHash)
+				gomap_die("bad map state");
+			c->tophash[i] = evacuatedX;
+			while (!dfree) {
+				struct bmap *next = bmap_overflow(na, d);
+				d = next ? next : newoverflow(na, d);
+				memcpy(&dw, d->tophash, sizeof(dw));
+				dfree = empty_slots(dw);
+			}
+			unsigned j = match_slot(dfree);
+			dfree = match_drop(dfree, j);
+			tomb += d->tophash[j] == emptyOne;
+			set_slot(d, j, top[i], slot_code(c, i), c->keys[i], c->elems[i]);
+		}
+	}
+	return tomb;
+}
+
+/* Growing is all done: the old array goes.  Its slots no longer own keys
+ * (evacuation moved the indirect key pointers). */
+static void finishGrow(struct gomap *h)
+{
+	retireBucketArray(h, h->oldbuckets);
+	h->oldbuckets = NULL;
+	h->grow = growNone;
+	h->gen++;
+}
+
+/* Go's evacuate: move the keys of old bucket `oldbucket` (and its chain),
+ * not evacuated yet, to the new array.  All-or-nothing: the overflow
+ * buckets the move may need are reserved before any key moves. */
 static int evacuate(struct gomap *h, size_t oldbucket)
 {
 	struct barray *oa = h->oldbuckets, *na = h->buckets;
 	struct bmap *b = bucket_at(oa, oldbucket);
-	if (!evacuated(b)) {
-		/* Reserve the overflow buckets the move may need, by chain
-		 * length (cheaper than counting keys): a doubling or same-size
-		 * destination is fresh, and X and Y together need at most as
-		 * many buckets as the source chain (ceil(x/8) + ceil(y/8) <=
-		 * ceil((x+y)/8) + 1), so chain-1 overflow buckets; a shrink
-		 * destination may already be full: chain. */
-		size_t need = 0;
-		for (struct bmap *c = b; c; c = bmap_overflow(oa, c))
-			need++;
-		if (h->grow != growShrink)
-			need--;
-		if (ovf_reserve(h, na, need) != 0)
-			return -ENOMEM;
-
-		size_t newbit = oa->nbuckets; /* only used when doubling */
-		struct evacDst xy[2];
-		xy[0].b = bucket_at(na, oldbucket & bucketMask(h->B));
-		xy[0].i = 0;
-		xy[1].b = h->grow == growDouble ? bucket_at(na, oldbucket + newbit) : NULL;
-		xy[1].i = 0;
-		for (struct bmap *c = b; c; c = bmap_overflow(oa, c)) {
-			/* Visit only the filled slots (a word-wide test: shrinking
-			 * evacuates mostly empty buckets); every empty one becomes
-			 * evacuatedEmpty, tombstones included. */
-			uint64_t w;
-			memcpy(&w, c->tophash, sizeof(w));
-			h->tombstones -= bytes_equal_count(w, emptyOne);
-			uint8_t top[bucketCnt];
-			memcpy(top, c->tophash, sizeof(top));
-			memset(c->tophash, evacuatedEmpty, sizeof(c->tophash));
-			for (uint64_t live = filled_slots(w); live; live = match_drop(live, match_slot(live))) {
-				unsigned i = match_slot(live);
-				if (top[i] < minTopHash)
-					gomap_die("bad map state");
-				unsigned useY = 0;
-				if (h->grow == growDouble)
-					useY = (slot_hash(c, i, h->hash0) & newbit) != 0;
-				c->tophash[i] = (uint8_t)(evacuatedX + useY);
-				evac_place(h, na, &xy[useY], c, i, top[i]);
-			}
-		}
-		h->gen++;
-		h->op_evacuated++;
-		h->work.total_evacuated++;
-	}
-	if (oldbucket == h->nevacuate)
-		advanceEvacuationMark(h);
+	/* Reserve the overflow buckets the move may need, by chain length
+	 * (cheaper than counting keys): a doubling or same-size destination
+	 * is fresh, and X and Y together need at most as many buckets as the
+	 * source chain (ceil(x/8) + ceil(y/8) <= ceil((x+y)/8) + 1), so
+	 * chain-1 overflow buckets; a shrink destination may already be
+	 * full: chain. */
+	size_t need = 0;
+	for (struct bmap *c = b; c; c = bmap_overflow(oa, c))
+		need++;
+	if (h->grow != growShrink)
+		need--;
+	if (ovf_reserve(h, na, need) != 0)
+		return -ENOMEM;
+	if (h->grow == growShrink)
+		h->tombstones -= evacuateInto(oa, na, b, bucket_at(na, oldbucket & bucketMask(h->B)));
+	else
+		h->tombstones -= evacuateXY(oa, na, b, oldbucket, h->grow == growDouble, h->hash0);
+	h->gen++;
+	h->op_evacuated++;
+	h->work.total_evacuated++;
 	return 0;
 }
 
+/* Go's advanceEvacuationMark with the evacuations it follows: from
+ * nevacuate on, evacuate old buckets until this operation has evacuated
+ * `upto`, stepping over those already evacuated (out of order, by puts),
+ * at most GOMAP_MAX_SKIP_PER_OP per operation (Go: 1024 per call,
+ * "overkill by at least an order of magnitude").  The growth ends when
+ * the mark reaches the end. */
+static int evacuateFromMark(struct gomap *h, size_t upto)
+{
+	struct barray *oa = h->oldbuckets;
+	size_t nold = oa->nbuckets;
+	int err = 0;
+	while (h->nevacuate < nold) {
+		if (evacuated(bucket_at(oa, h->nevacuate))) {
+			if (h->op_skipped == GOMAP_MAX_SKIP_PER_OP)
+				break;
+			h->op_skipped++;
+			h->nevacuate++;
+			continue;
+		}
+		if (h->op_evacuated >= upto)
+			break;
+		err = evacuate(h, h->nevacuate);
+		if (err)
+			break;
+		h->nevacuate++;
+	}
+	if (h->nevacuate == nold)
+		finishGrow(h);
+	return err;
+}
+
 /* Go's growWork: evacuate the old bucket the key maps to, so the operation
- * can work on the new array alone, then one more to make progress.  Only
- * the first must succeed. */
+ * can work on the new array alone, then make progress from the mark.  Only
+ * the first must succeed.  Every operation evacuates two buckets (Go: the
+ * key's and one more, which may be the same), so a shrink driven by
+ * deletes alone finishes in time (half the old buckets' worth of
+ * deletes). */
 static int growWork(struct gomap *h, uint64_t hash)
 {
-	size_t before = h->op_evacuated;
-	int err = evacuate(h, hash & bucketMask(h->oldB));
-	if (err)
-		return err;
-	/* Go evacuates nevacuate once more.  When the key's own bucket was
-	 * already done, do it twice, so every operation moves two buckets:
-	 * a shrink driven by deletes alone then finishes in time (half the
-	 * old buckets' worth of deletes). */
-	for (int i = 0; i < 2 && growing(h) && h->op_evacuated - before < 2; i++)
-		(void)evacuate(h, h->nevacuate);
+	size_t ob = hash & bucketMask(h->oldB);
+	if (!evacuated(bucket_at(h->oldbuckets, ob))) {
+		int err = evacuate(h, ob);
+		if (err)
+			return err;
+	}
+	(void)evacuateFromMark(h, GOMAP_MAX_EVACUATE_PER_OP);
 	return 0;
+}
+
+/* A delete's share of an evacuation in progress: two old buckets from
+ * nevacuate on, the same progress as growWork.  Unlike Go, a delete does
+ * not move its key's own old bucket first: when that bucket is not
+ * evacuated yet the delete works on it in place (the lookup below already
+ * knows both arrays), and the keys removed there are never moved at all.
+ * That spares each delete two random accesses (the old bucket and its new
+ * one), which is what deleting cost on a big map that shrinks. */
+static __attribute__((noinline)) void deleteWork(struct gomap *h)
+{
+	int saved_errno = errno; /* a failed evacuation is absorbed */
+	(void)evacuateFromMark(h, GOMAP_MAX_EVACUATE_PER_OP);
+	errno = saved_errno;
+}
+
+/* A delete never fails for lack of memory: if the half-size array cannot
+ * be had, the map stays as big as it is (and tries again on a later
+ * delete). */
+static __attribute__((noinline)) void startShrink(struct gomap *h)
+{
+	int saved_errno = errno;
+	(void)hashGrow(h, growShrink);
+	errno = saved_errno;
 }
 
 static void op_begin(struct gomap *h)
 {
 	h->op_evacuated = h->op_skipped = h->op_released = 0;
+}
+
+static __attribute__((noinline)) void op_max(struct gomap *h)
+{
+	if (h->op_released > h->work.max_released)
+		h->work.max_released = h->op_released;
+	if (h->op_evacuated > h->work.max_evacuated)
+		h->work.max_evacuated = h->op_evacuated;
+	if (h->op_skipped > h->work.max_skipped)
+		h->work.max_skipped = h->op_skipped;
 }
 
 static void op_end(struct gomap *h)
@@ -591,12 +666,8 @@ static void op_end(struct gomap *h)
 	h->work.last_evacuated = h->op_evacuated;
 	h->work.last_skipped = h->op_skipped;
 	h->work.last_released = h->op_released;
-	if (h->op_released > h->work.max_released)
-		h->work.max_released = h->op_released;
-	if (h->op_evacuated > h->work.max_evacuated)
-		h->work.max_evacuated = h->op_evacuated;
-	if (h->op_skipped > h->work.max_skipped)
-		h->work.max_skipped = h->op_skipped;
+	if (__builtin_expect((h->op_evacuated | h->op_skipped | h->op_released) != 0, 0))
+		op_max(h);
 }
 
 /* ===================================================================== */
@@ -628,7 +699,9 @@ bool gomap_get(const struct gomap *h, const void *key, size_t klen, void **val)
 /* ===================================================================== */
 /* --- Insert (Go's mapassign) ------------------------------------------- */
 
-int gomap_put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val)
+/* The body of gomap_put_h, inlined into gomap_put as well. */
+static inline __attribute__((always_inline)) int put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash,
+						       void *val)
 {
 	int err = 0;
 	writer_begin(h);
@@ -723,17 +796,39 @@ out:
 	return err;
 }
 
+int gomap_put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val)
+{
+	return put_h(h, p, hash, val);
+}
+
 int gomap_put(struct gomap *h, const void *key, size_t klen, void *val)
 {
 	if (bad_input(h, key, klen))
 		return -EINVAL;
 	struct gomap_probe p;
 	gomap_probe_init(&p, key, klen);
-	return gomap_put_h(h, &p, gomap_hash(h, key, klen), val);
+	return put_h(h, &p, gomap_hash(h, key, klen), val);
 }
 
 /* ===================================================================== */
 /* --- Delete (Go's mapdelete) ------------------------------------------- */
+
+/* An empty map without a floor goes back to the state of a fresh one: no
+ * array (the next put allocates one bucket).  The slots hold no keys, so
+ * nothing but the arrays is freed. */
+static __attribute__((noinline)) void drop_arrays(struct gomap *h)
+{
+	if (h->oldbuckets)
+		retireBucketArray(h, h->oldbuckets);
+	if (h->buckets)
+		retireBucketArray(h, h->buckets);
+	h->oldbuckets = h->buckets = NULL;
+	h->B = h->oldB = 0;
+	h->grow = growNone;
+	h->nevacuate = 0;
+	h->tombstones = 0;
+	h->gen++;
+}
 
 /* Find the bucket of the chain starting at bOrig that links to c. */
 static struct bmap *prev_bucket(const struct barray *a, struct bmap *bOrig, struct bmap *c)
@@ -744,26 +839,22 @@ static struct bmap *prev_bucket(const struct barray *a, struct bmap *bOrig, stru
 	return b;
 }
 
-bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old, uint64_t *old_key)
+/* The body of gomap_delete_h, inlined into gomap_delete as well: no call,
+ * and the probe stays in registers (5-10% of a small map's delete). */
+static inline __attribute__((always_inline)) bool delete_h(struct gomap *h, const struct gomap_probe *p,
+							   uint64_t hash, void **old, uint64_t *old_key)
 {
 	if (h->count == 0) {
 		gomap_check_not_writing(h);
-		if (h->releasing) { /* keep giving back what the emptying left behind */
-			writer_begin(h);
-			op_begin(h);
-			op_end(h);
-			writer_end(h);
-		}
 		return false;
 	}
 	bool found = false;
-	int saved_errno = errno; /* failed evacuations or shrinks are absorbed */
 	writer_begin(h);
 	op_begin(h);
-	/* If the evacuation fails for lack of memory, the key's old bucket is
-	 * still in place and the lookup below deletes from it. */
+	/* If the evacuation fails for lack of memory, nothing moved and the
+	 * lookup below finds the key where it is. */
 	if (growing(h))
-		(void)growWork(h, hash);
+		deleteWork(h);
 
 	const struct barray *a = h->buckets;
 	struct bmap *b = bucket_at(a, hash & bucketMask(h->B));
@@ -828,13 +919,23 @@ notLast:
 			break; /* every later slot of the chain is empty */
 	}
 done:
-	/* Beyond Go: give memory back once the map is mostly empty. */
-	if (found && !growing(h) && h->B > h->Bfloor && underLoadFactor(h->count, h->B))
-		(void)hashGrow(h, growShrink);
+	/* Beyond Go: give memory back once the map is mostly empty.  Once it
+	 * is empty, drop the arrays outright (given back like any retired
+	 * array): shrinking level by level down to nothing would move the
+	 * last keys for nothing.  A lone bucket (B = 0) is kept for the next
+	 * put. */
+	if (found && h->count == 0 && h->Bfloor == 0 && (h->B > 0 || growing(h)))
+		drop_arrays(h);
+	else if (found && !growing(h) && h->B > h->Bfloor && underLoadFactor(h->count, h->B))
+		startShrink(h);
 	op_end(h);
 	writer_end(h);
-	errno = saved_errno;
 	return found;
+}
+
+bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old, uint64_t *old_key)
+{
+	return delete_h(h, p, hash, old, old_key);
 }
 
 bool gomap_delete(struct gomap *h, const void *key, size_t klen, void **old)
@@ -847,7 +948,7 @@ bool gomap_delete(struct gomap *h, const void *key, size_t klen, void **old)
 		return false;
 	struct gomap_probe p;
 	gomap_probe_init(&p, key, klen);
-	return gomap_delete_h(h, &p, gomap_hash(h, key, klen), old, NULL);
+	return delete_h(h, &p, gomap_hash(h, key, klen), old, NULL);
 }
 
 /* ===================================================================== */

@@ -1331,9 +1331,9 @@ TEST(test_write_check)
 /* ---- bounded work per operation ----------------------------------------- */
 
 /* A big array left behind by a finished evacuation is given back a slice per
- * write, never all at once; the writes that follow (puts, deletes, even
- * deletes on a map that has become empty) finish the job, and so do clear
- * and free. */
+ * write (zeroed into the block cache, or unmapped), never all at once; the
+ * writes that follow finish the job, and so do clear and free.  A map that
+ * becomes empty drops its arrays (no shrinking down to nothing). */
 TEST(test_release_in_slices)
 {
 	struct gomap *m = new_map(0, 0);
@@ -1351,14 +1351,20 @@ TEST(test_release_in_slices)
 	ASSERT_LE(w.max_released, GOMAP_MAX_RELEASE_PER_OP);
 	ASSERT_GT(w.max_released, 0);
 	gomap_check_invariants(m);
-	/* Delete everything: the shrinks retire arrays; deleting keys that are
-	 * gone, on the empty map, keeps giving them back. */
-	for (uint64_t k = 0; k < n; k++)
+	/* Delete everything: the shrinks retire arrays, given back along the
+	 * way; the empty map drops what it still has.  Writes finish whatever
+	 * is left. */
+	for (uint64_t k = 0; k < n; k++) {
 		ASSERT_TRUE(del8(m, k));
+		ASSERT_LE(work(m).last_released, GOMAP_MAX_RELEASE_PER_OP);
+	}
+	ASSERT_FALSE(stats(m).growing); /* nothing left to shrink: at most one bucket */
+	ASSERT_LE(stats(m).buckets, 1);
 	gomap_check_invariants(m);
 	size_t spins = 0;
 	while (m->releasing) {
-		ASSERT_FALSE(del8(m, 0));
+		put8(m, n, V(1));
+		ASSERT_TRUE(del8(m, n));
 		ASSERT_LE(work(m).last_released, GOMAP_MAX_RELEASE_PER_OP);
 		ASSERT_LT(++spins, 1000);
 		gomap_check_invariants(m);
