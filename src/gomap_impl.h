@@ -139,6 +139,7 @@ struct gomap {
 	struct barray *oldbuckets; /* non-NULL while evacuating */
 	size_t nevacuate;          /* old buckets below this are evacuated */
 	size_t tombstones;         /* emptyOne slots, both arrays */
+	size_t delrun;             /* deletes since the last new key (mass deletion) */
 	uint64_t gen;              /* bumped whenever keys may have moved or slots been reused */
 	size_t key_bytes;          /* bytes of indirect key blocks */
 	struct barray *releasing;  /* retired arrays still (partly) mapped */
