@@ -183,6 +183,23 @@ bool sm_block_release_step(void *p, size_t n, size_t dirty, struct sm_block_rele
 	return false;
 }
 
+/* fork(2) while another thread holds the lock would leave the child's copy
+ * locked forever: hold it across the fork, release it on both sides. */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&cache.mu);
+}
+
+static void fork_release(void)
+{
+	pthread_mutex_unlock(&cache.mu);
+}
+
+__attribute__((constructor)) static void register_fork_handlers(void)
+{
+	(void)pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
 void sm_block_cache_stats(struct sm_block_cache_stats *st)
 {
 	pthread_mutex_lock(&cache.mu);
