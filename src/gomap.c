@@ -167,9 +167,8 @@ static bool overLoadFactor(size_t count, unsigned B)
 	return count > bucketCnt && count > loadFactorNum * (bucketShift(B) / loadFactorDen);
 }
 
-/* Go's tooManyOverflowBuckets, with an exact count: about as many overflow
- * buckets as main buckets.  (Go counts approximately above B = 15 so that
- * the same threshold, 2^B, fits a uint16.) */
+/* Go's tooManyOverflowBuckets, with an exact count (difference 6): about as
+ * many overflow buckets as main buckets. */
 static bool tooManyOverflowBuckets(size_t noverflow, unsigned B)
 {
 	return noverflow >= bucketShift(B);
@@ -664,9 +663,8 @@ static int evacuate(struct gomap *h, size_t oldbucket)
 /* Go's advanceEvacuationMark with the evacuations it follows: from
  * nevacuate on, evacuate old buckets until this operation has evacuated
  * `upto`, stepping over those already evacuated (out of order, by puts),
- * at most GOMAP_MAX_SKIP_PER_OP per operation (Go: 1024 per call,
- * "overkill by at least an order of magnitude").  The growth ends when
- * the mark reaches the end. */
+ * at most GOMAP_MAX_SKIP_PER_OP per operation (difference 7).  The growth
+ * ends when the mark reaches the end. */
 static int evacuateFromMark(struct gomap *h, size_t upto)
 {
 	struct barray *oa = h->oldbuckets;
@@ -711,12 +709,9 @@ static int growWork(struct gomap *h, uint64_t hash)
 }
 
 /* A delete's share of an evacuation in progress: two old buckets from
- * nevacuate on, the same progress as growWork.  Unlike Go, a delete does
- * not move its key's own old bucket first: when that bucket is not
- * evacuated yet the delete works on it in place (the lookup below already
- * knows both arrays), and the keys removed there are never moved at all.
- * That spares each delete two random accesses (the old bucket and its new
- * one), which is what deleting cost on a big map that shrinks. */
+ * nevacuate on, the same progress as growWork, but not its key's own old
+ * bucket first (difference 8): when that bucket is not evacuated yet the
+ * delete works on it in place, the lookup below knowing both arrays. */
 static __attribute__((noinline)) void deleteWork(struct gomap *h)
 {
 	int saved_errno = errno; /* a failed evacuation is absorbed */
@@ -969,12 +964,9 @@ static inline __attribute__((always_inline)) bool delete_h(struct gomap *h, cons
 			if (old_key)
 				*old_key = b->keys[i];
 			free_slot_key(h, b, i);
-			/* Only the state changes.  Like Go for keys and values
-			 * without pointers, the slot's key and value words are
-			 * left as they are (an empty slot's are never read, and
-			 * set_slot writes all of them): clearing the value
-			 * touched one more cache line per delete, a miss on a
-			 * big map. */
+			/* Only the state changes (difference 8): an empty
+			 * slot's key and value words are never read, and
+			 * set_slot writes all of them. */
 			b->tophash[i] = emptyOne;
 			h->tombstones++;
 			/* If the bucket now ends in a run of emptyOne states,
@@ -1016,8 +1008,8 @@ notLast:
 			break; /* every later slot of the chain is empty */
 	}
 done:
-	/* Beyond Go: give memory back once the map is mostly empty.  Once it
-	 * is empty, drop the arrays outright (given back like any retired
+	/* Give memory back once the map is mostly empty (difference 9).  Once
+	 * it is empty, drop the arrays outright (given back like any retired
 	 * array): shrinking level by level down to nothing would move the
 	 * last keys for nothing.  A lone bucket (B = 0) is kept for the next
 	 * put. */
