@@ -115,7 +115,9 @@ GOMAP_API bool gomap_delete(struct gomap *m, const void *key, size_t klen, void 
  * Remove every key and give the memory back: the map returns to the size it
  * was created with (its hint; Go instead keeps and re-zeroes its current
  * array).  Frees key copies, overflow buckets and any old array left from an
- * unfinished growth.  O(size of the map).  NULL is a no-op.
+ * unfinished growth (big arrays are zeroed into a bounded process-wide cache
+ * of blocks that later maps reuse, or unmapped when it is full).
+ * O(size of the map).  NULL is a no-op.
  * Iterators on the map stay valid and see no key that was present before.
  */
 GOMAP_API void gomap_clear(struct gomap *m);
@@ -195,14 +197,15 @@ GOMAP_API void gomap_stats(const struct gomap *m, struct gomap_stats *st);
 /*
  * Work accounting: no put or delete does work proportional to the map's
  * size.  These counters make that checkable.
- *   last_evacuated: old buckets evacuated by the last put/delete (<= 2)
+ *   last_evacuated: old buckets evacuated by the last put/delete
  *   last_skipped:   already evacuated old buckets the last put/delete
- *                   stepped over while advancing nevacuate (bounded)
+ *                   stepped over while advancing nevacuate
  *   max_evacuated, max_skipped: the largest of each seen so far
  *   total_evacuated: all evacuations since the map was created
- *   last_released:  bytes of retired arrays the last put/delete gave back
- *                   to the system (an array left behind by a finished
- *                   evacuation is unmapped a slice per write, not at once)
+ *   last_released:  bytes of retired arrays the last put/delete zeroed for
+ *                   reuse or gave back to the system (an array left behind
+ *                   by a finished evacuation goes a slice per write, not at
+ *                   once)
  *   max_released:   the largest last_released seen so far
  *   grows, same_size_grows, shrinks: evacuation cycles started, by kind
  *   bytes: memory the map holds (arrays, overflow chunks, key copies,
@@ -223,10 +226,10 @@ struct gomap_work {
 };
 GOMAP_API void gomap_work(const struct gomap *m, struct gomap_work *w);
 
-/* Bounds the implementation promises for gomap_work's per-operation fields. */
+/* Bounds the implementation promises for gomap_work's per-operation fields:
+ * last_evacuated, last_skipped, last_released (bytes zeroed or unmapped). */
 #define GOMAP_MAX_EVACUATE_PER_OP 2
 #define GOMAP_MAX_SKIP_PER_OP 64
-/* Bytes one put/delete gives back to the system (munmap/free) at most. */
 #define GOMAP_MAX_RELEASE_PER_OP ((size_t)512 << 10)
 
 #ifdef __cplusplus

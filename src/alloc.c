@@ -15,11 +15,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Blocks at least this big are mmapped (see alloc.h), so they can be given
- * back in slices (sm_free_zeroed_step); smaller ones are freed whole, which
- * keeps any one free of a block this cheap. */
-#define SM_MMAP_MIN ((size_t)256 << 10)
-
 #if SM_FAULT_INJECTION
 /* Nonzero only while a test counts or arms failures. */
 static atomic_int fault_active;
@@ -59,13 +54,6 @@ void *sm_malloc(size_t n)
 	if (fault_should_fail())
 		return NULL;
 	return malloc(n);
-}
-
-void *sm_calloc(size_t nmemb, size_t size)
-{
-	if (fault_should_fail())
-		return NULL;
-	return calloc(nmemb, size);
 }
 
 void *sm_aligned_alloc(size_t align, size_t size)
@@ -183,3 +171,8 @@ bool sm_fault_fired(void)
 	return atomic_load(&fault_hit);
 }
 #endif /* SM_FAULT_INJECTION */
+
+bool sm_fault_inject(void)
+{
+	return fault_should_fail();
+}

@@ -21,14 +21,19 @@
 #include <stddef.h>
 
 void *sm_malloc(size_t n);
-void *sm_calloc(size_t nmemb, size_t size);
 void sm_free(void *p);
 /* `size` bytes aligned to `align` (a power of two >= sizeof(void *)); free
  * with sm_free. */
 void *sm_aligned_alloc(size_t align, size_t size);
 
-/* A zeroed block of `n` bytes, 16-byte aligned; big blocks are mmapped.
- * Free with sm_free_zeroed(p, n) (the same n). */
+/* Blocks of at least this many bytes are mmapped (page-aligned, given back
+ * to the system by munmap, in slices with sm_free_zeroed_step); smaller
+ * ones come from calloc and are freed whole, which keeps any one free of a
+ * block this cheap.  gomap's release budget is tied to it. */
+#define SM_MMAP_MIN ((size_t)256 << 10)
+
+/* A zeroed block of `n` bytes, 16-byte aligned; blocks of SM_MMAP_MIN bytes
+ * and more are mmapped.  Free with sm_free_zeroed(p, n) (the same n). */
 void *sm_alloc_zeroed(size_t n);
 void sm_free_zeroed(void *p, size_t n);
 /* Ask for transparent huge pages for a block from sm_alloc_zeroed(n) of
@@ -59,5 +64,10 @@ void sm_fault_count_start(void);
 long sm_fault_count(void);
 bool sm_fault_fired(void);
 #endif /* SM_FAULT_INJECTION */
+
+/* One allocation for the countdown, for allocators layered on these (the
+ * block cache hands out blocks it already holds): true when it must fail
+ * (errno is then ENOMEM).  Counted by sm_fault_count like any other. */
+bool sm_fault_inject(void);
 
 #endif

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockcache.h"
 #include "gomap.h"
 #include "hash.h"
 
@@ -60,12 +61,29 @@ enum grow_kind {
 	growNone = 0,
 	growDouble = 1, /* B+1: each old bucket splits into X and Y */
 	sameSizeGrow = 2, /* same B: rewrite densely, dropping tombstones */
-	growShrink = 3, /* B-1: old buckets i and i+2^B merge into new bucket i */
+	growShrink = 3, /* smaller B: old buckets i, i + 2^B, ... merge into new bucket i */
 };
 
-/* Key length codes kept 4 bits per slot in bmap.kmeta. */
-#define KEY_INLINE_MAX 8u  /* keys of 0..8 bytes live in the slot itself */
-#define KEY_INDIRECT 15u   /* the slot holds a pointer to a struct gkey */
+/* The evacuation code stores evacuatedX + (key went to Y). */
+_Static_assert(evacuatedY == evacuatedX + 1, "X and Y differ by the hash bit");
+/* empty_slots relies on the two empty states differing in bit 0 alone. */
+_Static_assert(emptyRest == 0 && emptyOne == 1, "empty states are 0 and 1");
+
+/* Key length codes, KMETA_BITS per slot in bmap.kmeta: 0..KEY_INLINE_MAX for
+ * a key in the slot's word, KEY_INDIRECT (the largest code) for a pointer to
+ * a struct gkey. */
+#define KMETA_BITS 4u
+#define KMETA_MASK ((1u << KMETA_BITS) - 1)
+#define KEY_INLINE_MAX 8u /* keys of 0..8 bytes live in the slot itself */
+#define KEY_INDIRECT KMETA_MASK
+_Static_assert(KEY_INLINE_MAX < KEY_INDIRECT, "inline lengths and the indirect code are distinct");
+_Static_assert(bucketCnt * KMETA_BITS <= 32, "a code per slot fits bmap.kmeta");
+
+/* Buckets are this aligned, so the iterator keeps a slot index in the low
+ * bits of a bucket's address (SLOT_TAG_MASK). */
+#define BUCKET_ALIGN 16
+#define SLOT_TAG_MASK ((uintptr_t)BUCKET_ALIGN - 1)
+_Static_assert(bucketCnt <= BUCKET_ALIGN, "a slot index fits the alignment bits");
 
 /*
  * One bucket: 144 bytes, the same as Go's bucket for map[int]int.  The
@@ -111,16 +129,19 @@ struct barray {
 	uint32_t chunkused; /* chunk buckets handed out (chunks fill in order) */
 	uint32_t noverflow; /* overflow buckets handed out (Go's noverflow, exact) */
 	uint32_t pad_;
-	struct barray *next_release; /* retired arrays being unmapped (see release_step) */
-	size_t mapped;               /* bytes of this block still mapped, while retired */
-	size_t chunk_mapped;         /* same for chunks[nchunks - 1] (0: not started) */
+	struct barray *next_release; /* retired arrays being given back (see release_step) */
+	struct sm_block_release rel;       /* how far this block is given back, while retired */
+	struct sm_block_release chunk_rel; /* same for chunks[nchunks - 1] */
 	struct bmap *chunks[OVF_MAX_CHUNKS];
-	/* nbuckets + npre buckets; 16-byte aligned so iterators can tag the
-	 * low bits of a bucket address with a slot index. */
-	struct bmap b[] __attribute__((aligned(16)));
+	/* nbuckets + npre buckets, BUCKET_ALIGN-aligned */
+	struct bmap b[] __attribute__((aligned(BUCKET_ALIGN)));
 };
 _Static_assert(sizeof(struct bmap) == 144, "a bucket is 144 bytes, like Go's map[int]int bucket");
-_Static_assert(offsetof(struct barray, b) % 16 == 0, "buckets are 16-byte aligned");
+_Static_assert(sizeof(((struct bmap *)0)->keys[0]) == KEY_INLINE_MAX, "an inline key fills the slot's word");
+/* Arrays and chunks come from sm_block_alloc (16-byte aligned); every
+ * bucket after the first keeps the alignment. */
+_Static_assert(BUCKET_ALIGN <= 16 && sizeof(struct bmap) % BUCKET_ALIGN == 0, "every bucket is aligned");
+_Static_assert(offsetof(struct barray, b) % BUCKET_ALIGN == 0, "an array's buckets are aligned");
 
 /* Go's hmap. */
 struct gomap {
@@ -138,6 +159,7 @@ struct gomap {
 	struct barray *oldbuckets; /* non-NULL while evacuating */
 	size_t nevacuate;          /* old buckets below this are evacuated */
 	size_t tombstones;         /* emptyOne slots, both arrays */
+	size_t delrun;             /* deletes since the last new key (mass deletion) */
 	uint64_t gen;              /* bumped whenever keys may have moved or slots been reused */
 	size_t key_bytes;          /* bytes of indirect key blocks */
 	struct barray *releasing;  /* retired arrays still (partly) mapped */
@@ -178,7 +200,7 @@ static inline bool evacuated(const struct bmap *b)
 
 static inline unsigned slot_code(const struct bmap *b, unsigned i)
 {
-	return (b->kmeta >> (4 * i)) & 15u;
+	return (b->kmeta >> (KMETA_BITS * i)) & KMETA_MASK;
 }
 
 /* The next bucket of a chain, or NULL. */
@@ -278,20 +300,35 @@ static inline uint64_t tophash_match(const struct bmap *b, uint8_t top)
 }
 
 /* Bytes of a tophash word holding a key (>= minTopHash), as high bits.
- * (x & 0x7F) + 0x7B carries into bit 7 exactly when x & 0x7F >= 5, with no
- * carry across bytes; or-ing x adds the bytes >= 128. */
+ * (x & 0x7F) + (0x80 - minTopHash) carries into bit 7 exactly when
+ * x & 0x7F >= minTopHash, with no carry across bytes; or-ing x adds the
+ * bytes >= 128. */
+_Static_assert(minTopHash > 0 && minTopHash < 0x80, "filled_slots' carry trick");
 static inline uint64_t filled_slots(uint64_t w)
 {
-	uint64_t t = (w & 0x7F7F7F7F7F7F7F7FULL) + 0x7B7B7B7B7B7B7B7BULL;
+	uint64_t t = (w & 0x7F7F7F7F7F7F7F7FULL) + 0x0101010101010101ULL * (0x80 - minTopHash);
 	return (t | w) & 0x8080808080808080ULL;
 }
 
-/* How many bytes of w equal v. */
+/* Bytes of a tophash word that are empty slots (emptyRest or emptyOne), as
+ * high bits: with bit 0 cleared, exactly those bytes are zero. */
+static inline uint64_t empty_slots(uint64_t w)
+{
+	uint64_t x = w & 0xFEFEFEFEFEFEFEFEULL;
+	uint64_t t = ((x & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL) | x;
+	return ~t & 0x8080808080808080ULL;
+}
+
+/* How many bytes of w equal v.  The matches' high bits, shifted to bit 0 of
+ * their bytes, are summed into the top byte by one multiply (no popcount
+ * instruction in the baseline x86-64 ISA: __builtin_popcountll is a libgcc
+ * call there, 2.5% of a put/delete loop's time). */
 static inline unsigned bytes_equal_count(uint64_t w, uint8_t v)
 {
 	uint64_t x = w ^ (0x0101010101010101ULL * v);
 	uint64_t y = (x & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL;
-	return (unsigned)__builtin_popcountll(~(y | x | 0x7F7F7F7F7F7F7F7FULL));
+	uint64_t m = ~(y | x | 0x7F7F7F7F7F7F7F7FULL) >> 7;
+	return (unsigned)((m * 0x0101010101010101ULL) >> 56);
 }
 
 /* The slot index of the lowest match and the remaining matches.  On

@@ -48,6 +48,33 @@
 // n(n-1)/2, no miss finds anything, put/delete leave len == n / 0); a failed
 // check exits with status 1.
 //
+// and, with -ops loop (not part of "all"), the life of a short-lived map,
+// measured exactly as stress/gomap_bench.c measures gomap's: for each n,
+// iterations of
+//
+//	loop_put     m := make(map[uint64]uintptr), then m[k_i] = uintptr(i) in
+//	             index order
+//	loop_get     read every k_i once in a strided order: i = 0, s, 2s, ...
+//	             (mod n), s = stride(n, 0.618); values summed and checked
+//	loop_miss    read k_n..k_{2n-1} (absent) in index order
+//	loop_delete  delete every k_i in another strided order, s = stride(n,
+//	             0.382), then drop the map (m = nil; the collector frees it
+//	             later, on its own time)
+//
+// stride(n, f): the smallest s >= max(1, floor(n*f)) with gcd(s, n) == 1 (f
+// as the integer ratios 618034/1e6 and 381966/1e6).  Each phase is timed on
+// its own and summed over iterations; -loop-warmup iterations (default 1)
+// run first, untimed; then timed iterations until every phase's sum reaches
+// -min-ms (default 200 ms for the loop).  No runtime.GC() is called inside
+// the loop: collection costs land where the program's allocations trigger
+// them (the background mark worker may run on another core; cpu_ns_per_op,
+// getrusage of the whole process, shows that).  Per phase the minor page
+// faults (ru_minflt) and CPU time (ru_utime + ru_stime) are summed too:
+//
+//	RESULT impl=go-map op=loop_put n=100000 rep=0 ns_per_op=.. cpu_ns_per_op=..
+//	       minflt_per_op=.. iters=..
+//	RESULT impl=go-map op=loop_peak_rss_mb n=100000 rep=0 value=..
+//
 // Output: one line per (op, n, rep):
 //
 //	RESULT impl=go-map op=get_hit n=1000 rep=0 ns_per_op=12.345
@@ -57,10 +84,12 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math/bits"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -110,7 +139,7 @@ func parseSizes(s string) []int {
 	return out
 }
 
-var knownOps = []string{"put", "get_hit", "get_miss", "delete", "bytes_per_entry"}
+var knownOps = []string{"put", "get_hit", "get_miss", "delete", "bytes_per_entry", "loop"}
 
 func parseOps(s string) map[string]bool {
 	sel := map[string]bool{}
@@ -121,7 +150,9 @@ func parseOps(s string) map[string]bool {
 		}
 		if f == "all" {
 			for _, o := range knownOps {
-				sel[o] = true
+				if o != "loop" {
+					sel[o] = true
+				}
 			}
 			continue
 		}
@@ -269,15 +300,209 @@ func bytesPerEntry(keys []uint64) float64 {
 	return (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(len(keys))
 }
 
+// ---- the create-fill-probe-delete-free loop ----
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// stride returns the smallest s >= max(1, n*num/1e6) coprime to n.
+func stride(n int, num uint64) int {
+	hi, lo := bits.Mul64(uint64(n), num)
+	q, _ := bits.Div64(hi, lo, 1000000)
+	s := int(q)
+	if s < 1 {
+		s = 1
+	}
+	for gcd(s, n) != 1 {
+		s++
+	}
+	return s
+}
+
+type phase struct {
+	ns, cpuNs int64
+	minflt    int64
+}
+
+type mark struct {
+	t      time.Time
+	cpuNs  int64
+	minflt int64
+}
+
+func rusage() (cpuNs, minflt int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		die("getrusage: %v", err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano(), ru.Minflt
+}
+
+func markNow() mark {
+	var k mark
+	k.cpuNs, k.minflt = rusage()
+	k.t = time.Now() // last: the clock brackets the work as tightly as it can
+	return k
+}
+
+// add closes a phase opened at a: reads the clock first.
+func (p *phase) add(a mark) {
+	d := time.Since(a.t)
+	cpu, flt := rusage()
+	p.ns += d.Nanoseconds()
+	p.cpuNs += cpu - a.cpuNs
+	p.minflt += flt - a.minflt
+}
+
+func loopReport(op string, n, rep int, p *phase, iters int) {
+	ops := float64(n) * float64(iters)
+	fmt.Printf("RESULT impl=go-map op=%s n=%d rep=%d ns_per_op=%.3f cpu_ns_per_op=%.3f minflt_per_op=%.5f iters=%d\n",
+		op, n, rep, float64(p.ns)/ops, float64(p.cpuNs)/ops, float64(p.minflt)/ops, iters)
+}
+
+//go:noinline
+func loopPut(keys []uint64) map[uint64]uintptr {
+	m := make(map[uint64]uintptr)
+	for i, k := range keys {
+		m[k] = uintptr(i)
+	}
+	return m
+}
+
+//go:noinline
+func loopGet(m map[uint64]uintptr, keys []uint64, s int) uintptr {
+	var sum uintptr
+	n := len(keys)
+	idx := 0
+	for i := 0; i < n; i++ {
+		sum += m[keys[idx]]
+		idx += s
+		if idx >= n {
+			idx -= n
+		}
+	}
+	return sum
+}
+
+//go:noinline
+func loopMiss(m map[uint64]uintptr, absent []uint64) (uintptr, int) {
+	var sum uintptr
+	found := 0
+	for _, k := range absent {
+		v, ok := m[k]
+		sum += v
+		if ok {
+			found++
+		}
+	}
+	return sum, found
+}
+
+//go:noinline
+func loopDelete(m map[uint64]uintptr, keys []uint64, s int) {
+	n := len(keys)
+	idx := 0
+	for i := 0; i < n; i++ {
+		delete(m, keys[idx])
+		idx += s
+		if idx >= n {
+			idx -= n
+		}
+	}
+}
+
+func runLoop(sizes []int, reps int, minTime time.Duration, warmup int) {
+	for _, n := range sizes {
+		all := makeKeys(2 * n)
+		keys, absent := all[:n], all[n:]
+		sGet, sDel := stride(n, 618034), stride(n, 381966)
+		want := uintptr(n) * uintptr(n-1) / 2
+		runtime.GC()
+		for rep := 0; rep < reps; rep++ {
+			var put, get, miss, del phase
+			iters := 0
+			for it := 0; ; it++ {
+				timed := it >= warmup
+				var scratch phase
+				pick := func(p *phase) *phase {
+					if timed {
+						return p
+					}
+					return &scratch
+				}
+				a := markNow()
+				m := loopPut(keys)
+				pick(&put).add(a)
+				if len(m) != n {
+					die("loop_put: len %d after %d inserts", len(m), n)
+				}
+
+				a = markNow()
+				sum := loopGet(m, keys, sGet)
+				pick(&get).add(a)
+				sink = sum
+				if sum != want {
+					die("loop_get: value sum %d, want %d", sum, want)
+				}
+
+				a = markNow()
+				sum, found := loopMiss(m, absent)
+				pick(&miss).add(a)
+				sink = sum
+				if found != 0 {
+					die("loop_miss: %d of %d absent keys found", found, n)
+				}
+
+				a = markNow()
+				loopDelete(m, keys, sDel)
+				l := len(m)
+				m = nil
+				pick(&del).add(a)
+				if l != 0 {
+					die("loop_delete: len %d after deleting all %d keys", l, n)
+				}
+				if !timed {
+					continue
+				}
+				iters++
+				if put.ns >= minTime.Nanoseconds() && get.ns >= minTime.Nanoseconds() &&
+					miss.ns >= minTime.Nanoseconds() && del.ns >= minTime.Nanoseconds() {
+					break
+				}
+			}
+			loopReport("loop_put", n, rep, &put, iters)
+			loopReport("loop_get", n, rep, &get, iters)
+			loopReport("loop_miss", n, rep, &miss, iters)
+			loopReport("loop_delete", n, rep, &del, iters)
+		}
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		fmt.Printf("RESULT impl=go-map op=loop_peak_rss_mb n=%d rep=0 value=%.1f\n", n, float64(ru.Maxrss)/1024)
+		runtime.KeepAlive(all)
+	}
+}
+
 func main() {
 	sizesFlag := flag.String("sizes", "1000,100000,10000000", "comma-separated map sizes n")
-	opsFlag := flag.String("ops", "all", "comma-separated ops: put,get_hit,get_miss,delete,bytes_per_entry or all")
+	opsFlag := flag.String("ops", "all", "comma-separated ops: put,get_hit,get_miss,delete,bytes_per_entry or all; loop (not in all): create-fill-probe-delete-free iterations")
 	reps := flag.Int("reps", 5, "repetitions of every measurement")
 	seed := flag.Uint64("seed", 1, "xorshift64* seed for the shuffles (nonzero)")
 	memN := flag.Int("mem-n", 1000000, "n for bytes_per_entry")
-	minMs := flag.Float64("min-ms", 20, "repeat each measurement's passes until they sum to this (0: one pass)")
+	minMs := flag.Float64("min-ms", -1, "repeat each measurement's passes until they sum to this (default 20, loop 200; 0: one pass)")
+	loopWarmup := flag.Int("loop-warmup", 1, "untimed loop iterations first")
 	flag.Parse()
+	loopMin := *minMs
+	if *minMs < 0 {
+		*minMs, loopMin = 20, 200
+	}
 	minTime = time.Duration(*minMs * float64(time.Millisecond))
+	if *loopWarmup < 0 {
+		die("-loop-warmup must be >= 0")
+	}
 
 	if *seed == 0 {
 		die("-seed must be nonzero (xorshift64* state)")
@@ -351,6 +576,10 @@ func main() {
 		// The map and key arrays of this n are dead from here; collect them
 		// before the next, possibly much larger, n.
 		runtime.GC()
+	}
+
+	if ops["loop"] {
+		runLoop(sizes, *reps, time.Duration(loopMin*float64(time.Millisecond)), *loopWarmup)
 	}
 
 	if ops["bytes_per_entry"] {
