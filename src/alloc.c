@@ -49,14 +49,14 @@ static inline bool fault_should_fail(void)
 }
 #endif /* SM_FAULT_INJECTION */
 
-void *sm_malloc(size_t n)
+void *syncmap__malloc(size_t n)
 {
 	if (fault_should_fail())
 		return NULL;
 	return malloc(n);
 }
 
-void *sm_aligned_alloc(size_t align, size_t size)
+void *syncmap__aligned_alloc(size_t align, size_t size)
 {
 	void *p;
 	if (fault_should_fail() || posix_memalign(&p, align, size) != 0)
@@ -64,12 +64,12 @@ void *sm_aligned_alloc(size_t align, size_t size)
 	return p;
 }
 
-void sm_free(void *p)
+void syncmap__free(void *p)
 {
 	free(p);
 }
 
-void *sm_alloc_zeroed(size_t n)
+void *syncmap__alloc_zeroed(size_t n)
 {
 	if (fault_should_fail())
 		return NULL;
@@ -81,7 +81,7 @@ void *sm_alloc_zeroed(size_t n)
 	return p;
 }
 
-void sm_advise_huge(void *p, size_t n)
+void syncmap__advise_huge(void *p, size_t n)
 {
 #ifdef MADV_HUGEPAGE
 	/* Bucket arrays are probed at random: with 4 KiB pages a large map
@@ -102,7 +102,7 @@ void sm_advise_huge(void *p, size_t n)
 #endif
 }
 
-void sm_free_zeroed(void *p, size_t n)
+void syncmap__free_zeroed(void *p, size_t n)
 {
 	if (!p)
 		return;
@@ -112,7 +112,7 @@ void sm_free_zeroed(void *p, size_t n)
 		munmap(p, n);
 }
 
-size_t sm_free_zeroed_step(void *p, size_t n, size_t *mapped, size_t budget)
+size_t syncmap__free_zeroed_step(void *p, size_t n, size_t *mapped, size_t budget)
 {
 	size_t left = *mapped;
 	if (n < SM_MMAP_MIN || left == 0) {
@@ -142,37 +142,37 @@ size_t sm_free_zeroed_step(void *p, size_t n, size_t *mapped, size_t budget)
 }
 
 #if SM_FAULT_INJECTION
-void sm_fault_arm(long n)
+void syncmap__fault_arm(long n)
 {
 	atomic_store(&fault_hit, false);
 	atomic_store(&fault_countdown, n > 0 ? n : 0);
 	atomic_store(&fault_active, 1);
 }
 
-void sm_fault_stop(void)
+void syncmap__fault_stop(void)
 {
 	atomic_store(&fault_countdown, 0);
 	atomic_store(&fault_active, 0);
 }
 
-void sm_fault_count_start(void)
+void syncmap__fault_count_start(void)
 {
 	atomic_store(&fault_counter, 0);
 	atomic_store(&fault_active, 1);
 }
 
-long sm_fault_count(void)
+long syncmap__fault_count(void)
 {
 	return atomic_load(&fault_counter);
 }
 
-bool sm_fault_fired(void)
+bool syncmap__fault_fired(void)
 {
 	return atomic_load(&fault_hit);
 }
 #endif /* SM_FAULT_INJECTION */
 
-bool sm_fault_inject(void)
+bool syncmap__fault_inject(void)
 {
 	return fault_should_fail();
 }

@@ -20,54 +20,54 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-void *sm_malloc(size_t n);
-void sm_free(void *p);
+void *syncmap__malloc(size_t n);
+void syncmap__free(void *p);
 /* `size` bytes aligned to `align` (a power of two >= sizeof(void *)); free
- * with sm_free. */
-void *sm_aligned_alloc(size_t align, size_t size);
+ * with syncmap__free. */
+void *syncmap__aligned_alloc(size_t align, size_t size);
 
 /* Blocks of at least this many bytes are mmapped (page-aligned, given back
- * to the system by munmap, in slices with sm_free_zeroed_step); smaller
+ * to the system by munmap, in slices with syncmap__free_zeroed_step); smaller
  * ones come from calloc and are freed whole, which keeps any one free of a
  * block this cheap.  gomap's release budget is tied to it. */
 #define SM_MMAP_MIN ((size_t)256 << 10)
 
 /* A zeroed block of `n` bytes, 16-byte aligned; blocks of SM_MMAP_MIN bytes
- * and more are mmapped.  Free with sm_free_zeroed(p, n) (the same n). */
-void *sm_alloc_zeroed(size_t n);
-void sm_free_zeroed(void *p, size_t n);
-/* Ask for transparent huge pages for a block from sm_alloc_zeroed(n) of
+ * and more are mmapped.  Free with syncmap__free_zeroed(p, n) (the same n). */
+void *syncmap__alloc_zeroed(size_t n);
+void syncmap__free_zeroed(void *p, size_t n);
+/* Ask for transparent huge pages for a block from syncmap__alloc_zeroed(n) of
  * 2 MiB or more (no-op for smaller ones and where THP is off). */
-void sm_advise_huge(void *p, size_t n);
+void syncmap__advise_huge(void *p, size_t n);
 
-/* Frees a block from sm_alloc_zeroed(n) in steps, so no caller pays for
+/* Frees a block from syncmap__alloc_zeroed(n) in steps, so no caller pays for
  * unmapping a big block at once (munmap costs about 100 us per MiB here).
  * *mapped starts at n; each call gives back at most about `budget` bytes
  * from the block's end (at least one page) and returns how many it gave
  * back.  The block's first bytes stay readable until *mapped reaches 0, so
  * a header there may carry the bookkeeping.  Small (malloc'ed) blocks go in
  * one step. */
-size_t sm_free_zeroed_step(void *p, size_t n, size_t *mapped, size_t budget);
+size_t syncmap__free_zeroed_step(void *p, size_t n, size_t *mapped, size_t budget);
 
 #if SM_FAULT_INJECTION
 /*
  * Test hooks (not part of the public API; only in SM_FAULT_INJECTION builds).
- * sm_fault_arm(n): the n-th allocation from now fails (n >= 1); 0 disarms.
- * sm_fault_stop(): disarm and stop counting (back to the production path).
- * sm_fault_count_start(): start counting allocations; sm_fault_count()
- * returns how many happened since.  sm_fault_fired() tells whether the armed
+ * syncmap__fault_arm(n): the n-th allocation from now fails (n >= 1); 0 disarms.
+ * syncmap__fault_stop(): disarm and stop counting (back to the production path).
+ * syncmap__fault_count_start(): start counting allocations; syncmap__fault_count()
+ * returns how many happened since.  syncmap__fault_fired() tells whether the armed
  * failure has happened (and disarms reporting).
  */
-void sm_fault_arm(long n);
-void sm_fault_stop(void);
-void sm_fault_count_start(void);
-long sm_fault_count(void);
-bool sm_fault_fired(void);
+void syncmap__fault_arm(long n);
+void syncmap__fault_stop(void);
+void syncmap__fault_count_start(void);
+long syncmap__fault_count(void);
+bool syncmap__fault_fired(void);
 #endif /* SM_FAULT_INJECTION */
 
 /* One allocation for the countdown, for allocators layered on these (the
  * block cache hands out blocks it already holds): true when it must fail
- * (errno is then ENOMEM).  Counted by sm_fault_count like any other. */
-bool sm_fault_inject(void);
+ * (errno is then ENOMEM).  Counted by syncmap__fault_count like any other. */
+bool syncmap__fault_inject(void);
 
 #endif

@@ -73,13 +73,13 @@ static int class_of(size_t n, bool create)
 	return (int)cache.nclasses++;
 }
 
-void *sm_block_alloc(size_t n)
+void *syncmap__block_alloc(size_t n)
 {
 	if (n >= SM_MMAP_MIN) {
 		pthread_mutex_lock(&cache.mu);
 		int c = class_of(n, false);
 		struct block *b = c >= 0 ? cache.cls[c].head : NULL;
-		if (b && sm_fault_inject()) {
+		if (b && syncmap__fault_inject()) {
 			pthread_mutex_unlock(&cache.mu);
 			return NULL; /* an injected failure (errno set) */
 		}
@@ -96,7 +96,7 @@ void *sm_block_alloc(size_t n)
 		cache.fresh++;
 		pthread_mutex_unlock(&cache.mu);
 	}
-	return sm_alloc_zeroed(n);
+	return syncmap__alloc_zeroed(n);
 }
 
 /* Room for a block of n bytes, promised until cache_put; false when the
@@ -133,19 +133,19 @@ static void cache_put(void *p, size_t n)
 	pthread_mutex_unlock(&cache.mu);
 }
 
-void sm_block_free(void *p, size_t n, size_t dirty)
+void syncmap__block_free(void *p, size_t n, size_t dirty)
 {
 	if (!p)
 		return;
 	if (!cache_reserve(n)) {
-		sm_free_zeroed(p, n);
+		syncmap__free_zeroed(p, n);
 		return;
 	}
 	memset(p, 0, dirty < n ? dirty : n);
 	cache_put(p, n);
 }
 
-bool sm_block_release_step(void *p, size_t n, size_t dirty, struct sm_block_release *r, size_t budget,
+bool syncmap__block_release_step(void *p, size_t n, size_t dirty, struct sm_block_release *r, size_t budget,
 			   size_t *released, size_t *worked)
 {
 	if (r->mode == 0) {
@@ -174,7 +174,7 @@ bool sm_block_release_step(void *p, size_t n, size_t dirty, struct sm_block_rele
 		return false;
 	}
 	size_t mapped = r->left;
-	size_t done = sm_free_zeroed_step(p, n, &mapped, budget);
+	size_t done = syncmap__free_zeroed_step(p, n, &mapped, budget);
 	*released += done;
 	*worked += done;
 	if (mapped == 0)
@@ -200,7 +200,7 @@ __attribute__((constructor)) static void register_fork_handlers(void)
 	(void)pthread_atfork(fork_prepare, fork_release, fork_release);
 }
 
-void sm_block_cache_stats(struct sm_block_cache_stats *st)
+void syncmap__block_cache_stats(struct syncmap__block_cache_stats *st)
 {
 	pthread_mutex_lock(&cache.mu);
 	st->bytes = cache.bytes;
@@ -214,7 +214,7 @@ void sm_block_cache_stats(struct sm_block_cache_stats *st)
 	pthread_mutex_unlock(&cache.mu);
 }
 
-size_t sm_block_cache_set_limit(size_t limit)
+size_t syncmap__block_cache_set_limit(size_t limit)
 {
 	struct block *drop = NULL;
 	pthread_mutex_lock(&cache.mu);
@@ -239,7 +239,7 @@ size_t sm_block_cache_set_limit(size_t limit)
 		drop = b->next;
 		size_t n = b->size;
 		UNPOISON(b, n); /* the next mapping at this address must not look poisoned */
-		sm_free_zeroed(b, n);
+		syncmap__free_zeroed(b, n);
 	}
 	return old;
 }

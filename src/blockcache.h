@@ -15,8 +15,8 @@
  * Zeroing is work proportional to the block, so it is done where gomap
  * already does work of that size: a retired array is zeroed in the same
  * bounded slices in which it would otherwise be unmapped (one slice per
- * put/delete, sm_block_release_step), and gomap_free / gomap_clear /
- * gomap_destroy, which are O(size) anyway, zero what they free at once.
+ * put/delete, syncmap__block_release_step), and gomap_free / gomap_clear /
+ * gomap__destroy, which are O(size) anyway, zero what they free at once.
  * Only the bytes the map may have written are zeroed (its `dirty` prefix:
  * the rest of a block was never written and is still zero).
  *
@@ -43,20 +43,20 @@
 
 /* A zeroed block of n bytes, 16-byte aligned (page-aligned from
  * SM_MMAP_MIN on): from the cache when it holds one of exactly this size,
- * else from sm_alloc_zeroed.  NULL (errno ENOMEM) on failure, including an
+ * else from syncmap__alloc_zeroed.  NULL (errno ENOMEM) on failure, including an
  * injected one (alloc.h): a hit counts as one allocation for fault
- * injection, like a miss.  Give it back with sm_block_free or
- * sm_block_release_step, with the same n. */
-void *sm_block_alloc(size_t n);
+ * injection, like a miss.  Give it back with syncmap__block_free or
+ * syncmap__block_release_step, with the same n. */
+void *syncmap__block_alloc(size_t n);
 
-/* Give back a block from sm_block_alloc(n) at once: if the cache has room,
+/* Give back a block from syncmap__block_alloc(n) at once: if the cache has room,
  * zero its first `dirty` bytes (everything after them must never have been
  * written) and keep it; otherwise give it to the system.  O(dirty). */
-void sm_block_free(void *p, size_t n, size_t dirty);
+void syncmap__block_free(void *p, size_t n, size_t dirty);
 
 /*
  * The same in bounded steps, for a block given back while its owner keeps
- * serving operations.  Zero-initialise *r, then call sm_block_release_step
+ * serving operations.  Zero-initialise *r, then call syncmap__block_release_step
  * once per operation; the first call decides between the cache (room is
  * reserved then) and the system.  Each call zeroes or unmaps at most about
  * `budget` bytes, from the block's end (so a header at its start, where *r
@@ -73,7 +73,7 @@ struct sm_block_release {
 	unsigned char mode; /* 0: not started */
 };
 
-bool sm_block_release_step(void *p, size_t n, size_t dirty, struct sm_block_release *r, size_t budget,
+bool syncmap__block_release_step(void *p, size_t n, size_t dirty, struct sm_block_release *r, size_t budget,
 			   size_t *released, size_t *worked);
 
 /* Bytes of the block still held by its owner (n until the first step). */
@@ -90,14 +90,14 @@ static inline size_t sm_block_release_held(const struct sm_block_release *r, siz
  * given to the system because the cache was full.  Counters are
  * process-wide, since the process started.
  */
-struct sm_block_cache_stats {
+struct syncmap__block_cache_stats {
 	size_t bytes, reserved, blocks, limit;
 	size_t hits, fresh, cached, rejected;
 };
-void sm_block_cache_stats(struct sm_block_cache_stats *st);
+void syncmap__block_cache_stats(struct syncmap__block_cache_stats *st);
 
 /* Set the bound (bytes) and return the old one.  Lowering it gives back,
  * at once, the blocks it no longer covers. */
-size_t sm_block_cache_set_limit(size_t limit);
+size_t syncmap__block_cache_set_limit(size_t limit);
 
 #endif

@@ -35,20 +35,20 @@ static struct sm_entry *chain_next(struct sm_entry *e)
 	return atomic_load_explicit(&e->p, memory_order_relaxed);
 }
 
-struct sm_entry *sm_entry_alloc(struct sm_shard *s)
+struct sm_entry *syncmap__entry_alloc(struct sm_shard *s)
 {
 	struct sm_entry *e;
 #ifdef SM_ENTRY_MALLOC
-	e = sm_malloc(sizeof(*e));
+	e = syncmap__malloc(sizeof(*e));
 #else
 	if (!s->free_entries) {
-		/* Pairs with the release in sm_entry_free_chain: the callback's
+		/* Pairs with the release in syncmap__entry_free_chain: the callback's
 		 * last touches of these entries happen before our reuse. */
 		s->free_entries = atomic_exchange_explicit(&s->freed_entries, NULL, memory_order_acquire);
 	}
 	if (!s->free_entries) {
 		size_t n = s->next_slab ? s->next_slab : SLAB_MIN;
-		struct sm_slab *slab = sm_malloc(sizeof(*slab) + n * sizeof(struct sm_entry));
+		struct sm_slab *slab = syncmap__malloc(sizeof(*slab) + n * sizeof(struct sm_entry));
 		if (!slab)
 			return NULL;
 		slab->n = n;
@@ -69,18 +69,18 @@ struct sm_entry *sm_entry_alloc(struct sm_shard *s)
 	return e;
 }
 
-void sm_entry_free_locked(struct sm_shard *s, struct sm_entry *e)
+void syncmap__entry_free_locked(struct sm_shard *s, struct sm_entry *e)
 {
 	s->entries_live--;
 #ifdef SM_ENTRY_MALLOC
-	sm_free(e);
+	syncmap__free(e);
 #else
 	atomic_store_explicit(&e->p, (void *)s->free_entries, memory_order_relaxed);
 	s->free_entries = e;
 #endif
 }
 
-void sm_entry_free_chain(struct sm_shard *s, struct sm_entry *first, struct sm_entry *last, long n)
+void syncmap__entry_free_chain(struct sm_shard *s, struct sm_entry *first, struct sm_entry *last, long n)
 {
 	if (!first)
 		return;
@@ -88,7 +88,7 @@ void sm_entry_free_chain(struct sm_shard *s, struct sm_entry *first, struct sm_e
 	(void)last;
 	while (first) {
 		struct sm_entry *next = chain_next(first);
-		sm_free(first);
+		syncmap__free(first);
 		first = next;
 	}
 #else
@@ -101,12 +101,12 @@ void sm_entry_free_chain(struct sm_shard *s, struct sm_entry *first, struct sm_e
 	atomic_fetch_add_explicit(&s->freed_count, n, memory_order_relaxed);
 }
 
-void sm_entries_destroy(struct sm_shard *s)
+void syncmap__entries_destroy(struct sm_shard *s)
 {
 	struct sm_slab *slab = s->slabs;
 	while (slab) {
 		struct sm_slab *next = slab->next;
-		sm_free(slab);
+		syncmap__free(slab);
 		slab = next;
 	}
 	s->slabs = NULL;

@@ -63,7 +63,7 @@ void syncmap_fork_calls_liburcu(bool yes)
 	atomic_store(&calls_liburcu, yes);
 }
 
-bool sm_fork_calls_liburcu_enabled(void)
+bool syncmap__fork_calls_liburcu_enabled(void)
 {
 	return atomic_load(&calls_liburcu);
 }
@@ -72,7 +72,7 @@ static void each_written_shard(struct syncmap *m, void (*fn)(pthread_mutex_t *))
 {
 	for (unsigned i = 0; i <= m->shard_mask; i++) {
 		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_acquire);
-		if (s != &sm_shard_unwritten)
+		if (s != &syncmap__shard_unwritten)
 			fn(&s->mu);
 	}
 }
@@ -91,7 +91,7 @@ static void mutex_reinit(pthread_mutex_t *mu)
 
 static void quiesce_map(struct syncmap *m)
 {
-	sm_gate_close(m);
+	syncmap__gate_close(m);
 	each_written_shard(m, mutex_drain);
 	for (unsigned i = 0; i <= m->stripe_mask; i++)
 		sm_stripe_lock(&m->stripes[i]);
@@ -101,7 +101,7 @@ static void resume_map(struct syncmap *m)
 {
 	for (unsigned i = 0; i <= m->stripe_mask; i++)
 		sm_stripe_unlock(&m->stripes[i]);
-	sm_gate_open(m);
+	syncmap__gate_open(m);
 }
 
 static void prepare(void)
@@ -145,7 +145,7 @@ static void child(void)
 	}
 	/* the one thread left took it: it owns it */
 	pthread_mutex_unlock(&registry_mu);
-	sm_rand_after_fork();
+	syncmap__rand_after_fork();
 	if (fork_called_liburcu) {
 		urcu_bp_after_fork_child();
 		call_rcu_after_fork_child();
@@ -158,12 +158,12 @@ static void init(void)
 	pthread_atfork(prepare, parent, child);
 }
 
-void sm_fork_init(void)
+void syncmap__fork_init(void)
 {
 	pthread_once(&init_once, init);
 }
 
-void sm_registry_add(struct syncmap *m)
+void syncmap__registry_add(struct syncmap *m)
 {
 	pthread_mutex_lock(&registry_mu);
 	m->reg_prev = NULL;
@@ -174,7 +174,7 @@ void sm_registry_add(struct syncmap *m)
 	pthread_mutex_unlock(&registry_mu);
 }
 
-void sm_registry_remove(struct syncmap *m)
+void syncmap__registry_remove(struct syncmap *m)
 {
 	pthread_mutex_lock(&registry_mu);
 	if (m->reg_prev)

@@ -91,7 +91,7 @@
  *     its garbage collector.
  * 11. Arrays of 2 MiB and more ask for transparent huge pages (random
  *     probes miss the TLB otherwise: get-hit at 1e7 keys 145 -> 106 ns),
- *     or, with GOMAP_INIT_HUGE_LATER, when gomap_advise_huge says so.
+ *     or, with GOMAP_INIT_HUGE_LATER, when gomap__advise_huge says so.
  * 12. The iterator keeps no pointer into the arrays across calls: without
  *     a garbage collector an array may be freed between two calls, where
  *     Go's iterator keeps the array it started with alive.  Its position is
@@ -127,7 +127,7 @@ _Static_assert(((uint64_t)1 << MAX_B) + ((uint64_t)1 << (MAX_B - 4)) + OVF_CHUNK
 /* ===================================================================== */
 /* --- Misuse detection (Go's hashWriting) ------------------------------ */
 
-void gomap_die(const char *msg)
+void gomap__die(const char *msg)
 {
 	fprintf(stderr, "gomap: %s\n", msg);
 	fflush(stderr);
@@ -139,7 +139,7 @@ static inline void writer_begin(struct gomap *h)
 #if GOMAP_WRITE_CHECK
 	uint8_t f = __atomic_load_n(&h->flags, __ATOMIC_RELAXED);
 	if (f & hashWriting)
-		gomap_die("concurrent map writes");
+		gomap__die("concurrent map writes");
 	__atomic_store_n(&h->flags, (uint8_t)(f | hashWriting), __ATOMIC_RELAXED);
 #else
 	(void)h;
@@ -151,7 +151,7 @@ static inline void writer_end(struct gomap *h)
 #if GOMAP_WRITE_CHECK
 	uint8_t f = __atomic_load_n(&h->flags, __ATOMIC_RELAXED);
 	if (!(f & hashWriting))
-		gomap_die("concurrent map writes");
+		gomap__die("concurrent map writes");
 	__atomic_store_n(&h->flags, (uint8_t)(f & ~hashWriting), __ATOMIC_RELAXED);
 #else
 	(void)h;
@@ -209,7 +209,7 @@ static struct barray *makeBucketArray(struct gomap *h, unsigned B)
 	size_t nb = bucketShift(B);
 	size_t npre = B >= 4 ? bucketShift(B - 4) : 0;
 	size_t bytes = sizeof(struct barray) + (nb + npre) * sizeof(struct bmap);
-	struct barray *a = sm_block_alloc(bytes);
+	struct barray *a = syncmap__block_alloc(bytes);
 	if (!a)
 		return NULL;
 	a->nbuckets = nb;
@@ -217,16 +217,16 @@ static struct barray *makeBucketArray(struct gomap *h, unsigned B)
 	a->bytes = bytes;
 	h->work.bytes += bytes;
 	if (!h->huge_later)
-		sm_advise_huge(a, bytes);
+		syncmap__advise_huge(a, bytes);
 	return a;
 }
 
-void gomap_advise_huge(struct gomap *h)
+void gomap__advise_huge(struct gomap *h)
 {
 	if (h->buckets)
-		sm_advise_huge(h->buckets, h->buckets->bytes);
+		syncmap__advise_huge(h->buckets, h->buckets->bytes);
 	if (h->oldbuckets)
-		sm_advise_huge(h->oldbuckets, h->oldbuckets->bytes);
+		syncmap__advise_huge(h->oldbuckets, h->oldbuckets->bytes);
 }
 
 static size_t chunk_size(unsigned k)
@@ -257,17 +257,17 @@ static size_t chunk_dirty(const struct barray *a, unsigned k)
 }
 
 /* Give back an array and its chunks at once (to the block cache, zeroed,
- * or to the system): gomap_clear, gomap_destroy and small arrays. */
+ * or to the system): gomap_clear, gomap__destroy and small arrays. */
 static void freeBucketArray(struct gomap *h, struct barray *a)
 {
 	if (!a)
 		return;
 	for (unsigned k = 0; k < a->nchunks; k++) {
-		sm_block_free(a->chunks[k], chunk_bytes(k), chunk_dirty(a, k));
+		syncmap__block_free(a->chunks[k], chunk_bytes(k), chunk_dirty(a, k));
 		h->work.bytes -= chunk_bytes(k);
 	}
 	h->work.bytes -= a->bytes;
-	sm_block_free(a, a->bytes, array_dirty(a));
+	syncmap__block_free(a, a->bytes, array_dirty(a));
 }
 
 /*
@@ -314,14 +314,14 @@ static void release_step(struct gomap *h, size_t budget)
 	size_t released = 0, worked = 0;
 	if (a->nchunks) { /* overflow chunks first, the last one first */
 		unsigned k = a->nchunks - 1;
-		if (sm_block_release_step(a->chunks[k], chunk_bytes(k), chunk_dirty(a, k), &a->chunk_rel, budget,
+		if (syncmap__block_release_step(a->chunks[k], chunk_bytes(k), chunk_dirty(a, k), &a->chunk_rel, budget,
 					  &released, &worked)) {
 			a->nchunks = k;
 			memset(&a->chunk_rel, 0, sizeof(a->chunk_rel));
 		}
 	} else {
 		struct barray *next = a->next_release;
-		if (sm_block_release_step(a, a->bytes, array_dirty(a), &a->rel, budget, &released, &worked))
+		if (syncmap__block_release_step(a, a->bytes, array_dirty(a), &a->rel, budget, &released, &worked))
 			h->releasing = next; /* a is gone */
 	}
 	h->work.bytes -= released;
@@ -350,7 +350,7 @@ static int ovf_reserve(struct gomap *h, struct barray *a, size_t need)
 		size_t idx_end = a->nbuckets + a->npre + OVF_CHUNK0 * (((size_t)1 << (k + 1)) - 1);
 		if (k >= OVF_MAX_CHUNKS || idx_end > UINT32_MAX)
 			return -ENOMEM;
-		struct bmap *c = sm_block_alloc(chunk_bytes(k));
+		struct bmap *c = syncmap__block_alloc(chunk_bytes(k));
 		if (!c)
 			return -ENOMEM;
 		a->chunks[k] = c;
@@ -376,11 +376,11 @@ static struct bmap *newoverflow(struct barray *a, struct bmap *b)
 /* ===================================================================== */
 /* --- Keys in slots ----------------------------------------------------- */
 
-struct gkey *gomap_key_new(const void *key, size_t klen, uint64_t hash)
+struct gkey *gomap__key_new(const void *key, size_t klen, uint64_t hash)
 {
 	if (klen > SIZE_MAX - sizeof(struct gkey))
 		return NULL;
-	struct gkey *k = sm_malloc(sizeof(*k) + klen);
+	struct gkey *k = syncmap__malloc(sizeof(*k) + klen);
 	if (!k)
 		return NULL;
 	k->len = klen;
@@ -394,7 +394,7 @@ static void free_slot_key(struct gomap *h, struct bmap *b, unsigned i)
 	if (slot_code(b, i) == KEY_INDIRECT && !h->keys_external) {
 		struct gkey *k = (struct gkey *)(uintptr_t)b->keys[i];
 		h->key_bytes -= gomap_key_bytes(k);
-		sm_free(k);
+		syncmap__free(k);
 	}
 }
 
@@ -421,13 +421,13 @@ static void free_array_keys(struct gomap *h, struct barray *a)
 /* ===================================================================== */
 /* --- Creation and destruction ------------------------------------------ */
 
-int gomap_init(struct gomap *h, uint64_t seed, size_t hint, unsigned flags)
+int gomap__init(struct gomap *h, uint64_t seed, size_t hint, unsigned flags)
 {
 	memset(h, 0, sizeof(*h));
 	h->random_seed = seed == 0;
 	h->huge_later = (flags & GOMAP_INIT_HUGE_LATER) != 0;
 	h->keys_external = (flags & GOMAP_INIT_KEYS_EXTERNAL) != 0;
-	h->hash0 = seed ? seed : sm_random_seed();
+	h->hash0 = seed ? seed : syncmap__random_seed();
 	if (hint > loadFactorNum * (bucketShift(MAX_B) / loadFactorDen))
 		return -EINVAL;
 	unsigned B = B_for_hint(hint);
@@ -442,7 +442,7 @@ int gomap_init(struct gomap *h, uint64_t seed, size_t hint, unsigned flags)
 	return 0;
 }
 
-void gomap_destroy(struct gomap *h)
+void gomap__destroy(struct gomap *h)
 {
 	release_all(h);
 	free_array_keys(h, h->oldbuckets);
@@ -455,15 +455,15 @@ void gomap_destroy(struct gomap *h)
 
 struct gomap *gomap_new(const struct gomap_options *opts)
 {
-	struct gomap *h = sm_malloc(sizeof(*h));
+	struct gomap *h = syncmap__malloc(sizeof(*h));
 	if (!h) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	int err = gomap_init(h, opts ? opts->seed : 0, opts ? opts->hint : 0, GOMAP_INIT_FLOOR);
+	int err = gomap__init(h, opts ? opts->seed : 0, opts ? opts->hint : 0, GOMAP_INIT_FLOOR);
 	if (err) {
-		gomap_destroy(h);
-		sm_free(h);
+		gomap__destroy(h);
+		syncmap__free(h);
 		errno = -err;
 		return NULL;
 	}
@@ -475,8 +475,8 @@ void gomap_free(struct gomap *h)
 	if (!h)
 		return;
 	writer_begin(h);
-	gomap_destroy(h);
-	sm_free(h);
+	gomap__destroy(h);
+	syncmap__free(h);
 }
 
 size_t gomap_len(const struct gomap *h)
@@ -574,7 +574,7 @@ static size_t evacuateXY(struct barray *oa, struct barray *na, struct bmap *b, s
 		for (uint64_t live = evac_begin(c, top, &tomb); live; live = match_drop(live, match_slot(live))) {
 			unsigned i = match_slot(live);
 			if (top[i] < minTopHash)
-				gomap_die("bad map state");
+				gomap__die("bad map state");
 			unsigned useY = dbl && (slot_hash(c, i, seed) & newbit) != 0;
 			c->tophash[i] = (uint8_t)(evacuatedX + useY);
 			if (xy[useY].i == bucketCnt) {
@@ -603,7 +603,7 @@ static size_t evacuateInto(struct barray *oa, struct barray *na, struct bmap *b,
 		for (uint64_t live = evac_begin(c, top, &tomb); live; live = match_drop(live, match_slot(live))) {
 			unsigned i = match_slot(live);
 			if (top[i] < minTopHash)
-				gomap_die("bad map state");
+				gomap__die("bad map state");
 			c->tophash[i] = evacuatedX;
 			while (!dfree) {
 				struct bmap *next = bmap_overflow(na, d);
@@ -784,7 +784,7 @@ bool gomap_get(const struct gomap *h, const void *key, size_t klen, void **val)
 /* ===================================================================== */
 /* --- Insert (Go's mapassign) ------------------------------------------- */
 
-/* The body of gomap_put_h, inlined into gomap_put as well. */
+/* The body of gomap__put_h, inlined into gomap_put as well. */
 static inline __attribute__((always_inline)) int put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash,
 						       void *val)
 {
@@ -850,7 +850,7 @@ notfound:
 	uint64_t keyword = p->word;
 	bool own_key = p->code == KEY_INDIRECT && !h->keys_external;
 	if (own_key) {
-		struct gkey *k = gomap_key_new(p->key, p->klen, hash);
+		struct gkey *k = gomap__key_new(p->key, p->klen, hash);
 		if (!k) {
 			err = -ENOMEM;
 			goto out;
@@ -861,7 +861,7 @@ notfound:
 		/* All current buckets are full: allocate a new one. */
 		if (ovf_reserve(h, a, 1) != 0) {
 			if (own_key)
-				sm_free((void *)(uintptr_t)keyword);
+				syncmap__free((void *)(uintptr_t)keyword);
 			err = -ENOMEM;
 			goto out;
 		}
@@ -882,7 +882,7 @@ out:
 	return err;
 }
 
-int gomap_put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val)
+int gomap__put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val)
 {
 	return put_h(h, p, hash, val);
 }
@@ -925,7 +925,7 @@ static struct bmap *prev_bucket(const struct barray *a, struct bmap *bOrig, stru
 	return b;
 }
 
-/* The body of gomap_delete_h, inlined into gomap_delete as well: no call,
+/* The body of gomap__delete_h, inlined into gomap_delete as well: no call,
  * and the probe stays in registers (5-10% of a small map's delete). */
 static inline __attribute__((always_inline)) bool delete_h(struct gomap *h, const struct gomap_probe *p,
 							   uint64_t hash, void **old, uint64_t *old_key)
@@ -1001,7 +1001,7 @@ notLast:
 			 * attackers to repeatedly trigger hash collisions (Go
 			 * issue 25237). */
 			if (h->count == 0 && h->random_seed)
-				h->hash0 = sm_random_seed();
+				h->hash0 = syncmap__random_seed();
 			goto done;
 		}
 		if (tophash_match(b, emptyRest))
@@ -1022,7 +1022,7 @@ done:
 	return found;
 }
 
-bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old, uint64_t *old_key)
+bool gomap__delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old, uint64_t *old_key)
 {
 	return delete_h(h, p, hash, old, old_key);
 }
@@ -1069,7 +1069,7 @@ void gomap_clear(struct gomap *h)
 		h->B = h->Bfloor;
 	} else if (keep) {
 		for (unsigned k = 0; k < keep->nchunks; k++) {
-			sm_block_free(keep->chunks[k], chunk_bytes(k), chunk_dirty(keep, k));
+			syncmap__block_free(keep->chunks[k], chunk_bytes(k), chunk_dirty(keep, k));
 			h->work.bytes -= chunk_bytes(k);
 			keep->chunks[k] = NULL;
 		}
@@ -1079,7 +1079,7 @@ void gomap_clear(struct gomap *h)
 	h->count = 0;
 	h->tombstones = 0;
 	if (h->random_seed)
-		h->hash0 = sm_random_seed();
+		h->hash0 = syncmap__random_seed();
 	h->gen++;
 	writer_end(h);
 }
@@ -1133,7 +1133,7 @@ static void walk_phase(struct gomap_walk *w, unsigned phase)
 		walk_phase(w, phase + 1);
 }
 
-void gomap_walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start)
+void gomap__walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start)
 {
 	w->h = h;
 	w->start = (size_t)start;
@@ -1141,7 +1141,7 @@ void gomap_walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start
 	walk_phase(w, h->count ? 0 : 2);
 }
 
-int gomap_walk_next(struct gomap_walk *w, size_t *budget, const void **key, size_t *klen, void ***val)
+int gomap__walk_next(struct gomap_walk *w, size_t *budget, const void **key, size_t *klen, void ***val)
 {
 	for (;;) {
 		if (w->b) {
@@ -1222,7 +1222,7 @@ void gomap_iter_init(struct gomap_iter *it, struct gomap *h)
 		return;
 	memset(it, 0, sizeof(*it));
 	it->m = h;
-	it->rot = sm_rand64();
+	it->rot = syncmap__rand64();
 	it->state = h ? ITER_FRESH : ITER_DONE;
 }
 

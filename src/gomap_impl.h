@@ -122,7 +122,7 @@ struct gkey {
  */
 struct barray {
 	size_t nbuckets;  /* 2^B */
-	size_t bytes;     /* size of this block (for sm_free_zeroed) */
+	size_t bytes;     /* size of this block (for syncmap__free_zeroed) */
 	uint32_t npre;    /* preallocated overflow buckets after the main ones */
 	uint32_t nextpre; /* preallocated ones handed out */
 	uint32_t nchunks; /* chunks allocated */
@@ -138,7 +138,7 @@ struct barray {
 };
 _Static_assert(sizeof(struct bmap) == 144, "a bucket is 144 bytes, like Go's map[int]int bucket");
 _Static_assert(sizeof(((struct bmap *)0)->keys[0]) == KEY_INLINE_MAX, "an inline key fills the slot's word");
-/* Arrays and chunks come from sm_block_alloc (16-byte aligned); every
+/* Arrays and chunks come from syncmap__block_alloc (16-byte aligned); every
  * bucket after the first keeps the alignment. */
 _Static_assert(BUCKET_ALIGN <= 16 && sizeof(struct bmap) % BUCKET_ALIGN == 0, "every bucket is aligned");
 _Static_assert(offsetof(struct barray, b) % BUCKET_ALIGN == 0, "an array's buckets are aligned");
@@ -276,13 +276,13 @@ static inline const void *slot_key(const struct bmap *b, unsigned i, size_t *kle
 	return k->data;
 }
 
-void gomap_die(const char *msg) __attribute__((noreturn, cold));
+void gomap__die(const char *msg) __attribute__((noreturn, cold));
 
 static inline void gomap_check_not_writing(const struct gomap *h)
 {
 #if GOMAP_WRITE_CHECK
 	if (__builtin_expect(__atomic_load_n(&h->flags, __ATOMIC_RELAXED) & hashWriting, 0))
-		gomap_die("concurrent map read and map write");
+		gomap__die("concurrent map read and map write");
 #else
 	(void)h;
 #endif
@@ -394,9 +394,9 @@ static inline __attribute__((always_inline)) void **gomap_lookup_h(const struct 
 
 /* ---- internal API for the concurrent map ------------------------------ */
 
-/* gomap_init flags.  FLOOR: `hint` also bounds shrinking (the public hint);
+/* gomap__init flags.  FLOOR: `hint` also bounds shrinking (the public hint);
  * without it the hint is only a presize.  HUGE_LATER: do not ask for huge
- * pages when arrays are allocated; call gomap_advise_huge once the map is
+ * pages when arrays are allocated; call gomap__advise_huge once the map is
  * done being written.  Faulting in a 2 MiB page costs 0.1-2 ms here (zeroing,
  * compaction), which syncmap's dirty map would pay under its mutex; its
  * snapshot, never written, can have them. */
@@ -404,31 +404,31 @@ static inline __attribute__((always_inline)) void **gomap_lookup_h(const struct 
 #define GOMAP_INIT_HUGE_LATER 2u
 /* KEYS_EXTERNAL: the map never allocates or frees key blocks: a put of a
  * new long key stores the struct gkey the caller passes in probe->word
- * (made by gomap_key_new with this map's seed), delete hands the block back
- * (gomap_delete_h's *old_key), and clear/destroy leave them alone.  The
+ * (made by gomap__key_new with this map's seed), delete hands the block back
+ * (gomap__delete_h's *old_key), and clear/destroy leave them alone.  The
  * concurrent map uses it to share one copy of a key between its snapshot
  * and its dirty map. */
 #define GOMAP_INIT_KEYS_EXTERNAL 4u
 /* Initialise a gomap embedded in a larger struct. */
-int gomap_init(struct gomap *h, uint64_t seed, size_t hint, unsigned flags);
+int gomap__init(struct gomap *h, uint64_t seed, size_t hint, unsigned flags);
 /* Ask for huge pages for the map's bucket arrays (see GOMAP_INIT_HUGE_LATER):
  * advice only, O(1); the kernel collapses pages in the background. */
-void gomap_advise_huge(struct gomap *h);
-/* Release what gomap_init and later operations allocated (not h itself). */
-void gomap_destroy(struct gomap *h);
+void gomap__advise_huge(struct gomap *h);
+/* Release what gomap__init and later operations allocated (not h itself). */
+void gomap__destroy(struct gomap *h);
 
 static inline uint64_t gomap_hash(const struct gomap *h, const void *key, size_t klen)
 {
 	return sm_hash(key, klen, h->hash0);
 }
 
-int gomap_put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val);
+int gomap__put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val);
 /* old_key (may be NULL): the removed slot's key word (a struct gkey * for a
  * long key; what a KEYS_EXTERNAL caller must free). */
-bool gomap_delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old, uint64_t *old_key);
+bool gomap__delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old, uint64_t *old_key);
 
 /* A key block for klen > 8 bytes with its hash; NULL on ENOMEM. */
-struct gkey *gomap_key_new(const void *key, size_t klen, uint64_t hash);
+struct gkey *gomap__key_new(const void *key, size_t klen, uint64_t hash);
 static inline size_t gomap_key_bytes(const struct gkey *k)
 {
 	return sizeof(*k) + k->len;
@@ -450,12 +450,12 @@ struct gomap_walk {
 	unsigned phase; /* 0: old array (unevacuated buckets), 1: current array, 2: done */
 };
 
-void gomap_walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start);
+void gomap__walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start);
 /* 1: a key was returned; 0: the walk is over; -1: *budget ran out first
  * (call again with more budget to go on). */
-int gomap_walk_next(struct gomap_walk *w, size_t *budget, const void **key, size_t *klen, void ***val);
+int gomap__walk_next(struct gomap_walk *w, size_t *budget, const void **key, size_t *klen, void ***val);
 
-/* The key gomap_walk_next returned last, as a probe whose word is the
+/* The key gomap__walk_next returned last, as a probe whose word is the
  * slot's key word (so a KEYS_EXTERNAL map can adopt the same block), and
  * its hash (stored for long keys: no rehash). */
 static inline uint64_t gomap_walk_probe(const struct gomap_walk *w, struct gomap_probe *p)

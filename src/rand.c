@@ -29,7 +29,7 @@ static void rng_seed(void)
 	rng_seeded = true;
 }
 
-uint64_t sm_rand64(void)
+uint64_t syncmap__rand64(void)
 {
 	if (__builtin_expect(!rng_seeded, 0))
 		rng_seed();
@@ -39,16 +39,16 @@ uint64_t sm_rand64(void)
 	return (uint64_t)(t >> 64) ^ (uint64_t)t;
 }
 
-uint64_t sm_random_seed(void)
+uint64_t syncmap__random_seed(void)
 {
 	uint64_t s;
 	do
-		s = sm_rand64();
+		s = syncmap__rand64();
 	while (s == 0);
 	return s;
 }
 
-void sm_rand_after_fork(void)
+void syncmap__rand_after_fork(void)
 {
 	rng_seeded = false;
 }

@@ -13,13 +13,13 @@
 #include <stdint.h>
 
 /* A random 64-bit number from this thread's generator. */
-uint64_t sm_rand64(void);
+uint64_t syncmap__rand64(void);
 
 /* A random nonzero 64-bit hash seed. */
-uint64_t sm_random_seed(void);
+uint64_t syncmap__random_seed(void);
 
 /* In a forked child: reseed this thread's generator from getrandom(2) on
  * its next use, so the child does not draw the parent's numbers. */
-void sm_rand_after_fork(void);
+void syncmap__rand_after_fork(void);
 
 #endif

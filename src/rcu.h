@@ -37,7 +37,7 @@ static inline void sm_rcu_read_lock(void)
 
 static inline void sm_rcu_read_unlock(void)
 {
-	sm_tsan_release(&sm_tsan_gp_token); /* before: once unlocked, the grace period may end */
+	sm_tsan_release(&syncmap__tsan_gp_token); /* before: once unlocked, the grace period may end */
 	rcu_read_unlock();
 }
 
@@ -52,7 +52,7 @@ static inline void sm_rcu_callback_begin(struct rcu_head *head)
 {
 	(void)head;
 	sm_tsan_acquire(head);
-	sm_tsan_acquire(&sm_tsan_gp_token);
+	sm_tsan_acquire(&syncmap__tsan_gp_token);
 }
 
 static inline bool sm_rcu_in_read_section(void)
@@ -76,7 +76,7 @@ static inline void sm_synchronize_rcu(void)
 	int saved_errno = errno; /* liburcu's syscalls are not the caller's business */
 	synchronize_rcu();
 	errno = saved_errno;
-	sm_tsan_acquire(&sm_tsan_gp_token);
+	sm_tsan_acquire(&syncmap__tsan_gp_token);
 }
 
 #endif

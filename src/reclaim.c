@@ -52,7 +52,7 @@
 
 #include "alloc.h"
 
-char sm_tsan_gp_token;
+char syncmap__tsan_gp_token;
 
 /* Objects per call_rcu.  64 boxes free in about 2 us: short enough that
  * a batch freed by a waiting writer does not stall it, long enough to
@@ -74,10 +74,10 @@ struct sm_batch {
 
 static _Atomic long backlog_objs, backlog_bytes;
 
-SM_TLS struct sm_batch *sm_help_batch;
-SM_TLS bool sm_help_owed;
+SM_TLS struct sm_batch *syncmap__help_batch;
+SM_TLS bool syncmap__help_owed;
 
-void sm_stripe_lock_slow(struct sm_stripe *st)
+void syncmap__stripe_lock_slow(struct sm_stripe *st)
 {
 	unsigned spins = 0;
 	for (;;) {
@@ -118,16 +118,16 @@ static void box_free(struct syncmap *m, struct sm_box *b, bool keep_value)
 {
 	if (!keep_value)
 		m->free_value(b->val, m->free_ctx);
-	sm_free(b);
+	syncmap__free(b);
 }
 
-void sm_table_destroy(struct sm_table *t)
+void syncmap__table_destroy(struct sm_table *t)
 {
-	gomap_destroy(&t->g);
-	sm_free(t->expunged);
+	gomap__destroy(&t->g);
+	syncmap__free(t->expunged);
 	if (t->filter)
-		sm_free_zeroed((void *)t->filter, (t->filter_mask + 1) * sizeof(uint64_t));
-	sm_free(t);
+		syncmap__free_zeroed((void *)t->filter, (t->filter_mask + 1) * sizeof(uint64_t));
+	syncmap__free(t);
 }
 
 static size_t table_bytes(const struct sm_table *t)
@@ -141,7 +141,7 @@ static size_t table_bytes(const struct sm_table *t)
 static void free_key_word(unsigned code, uint64_t word)
 {
 	if (code == KEY_INDIRECT)
-		sm_free((void *)(uintptr_t)word);
+		syncmap__free((void *)(uintptr_t)word);
 }
 
 /* Free the entries expunged from snapshot t and their key blocks (owned by
@@ -151,13 +151,13 @@ static void free_expunged(struct sm_table *t)
 	struct sm_entry *first = NULL, *last = NULL;
 	for (size_t i = 0; i < t->nexpunged; i++) {
 		struct sm_entry *e = t->expunged[i].e;
-		sm_free((void *)(uintptr_t)t->expunged[i].key); /* 0 for a short key */
+		syncmap__free((void *)(uintptr_t)t->expunged[i].key); /* 0 for a short key */
 		atomic_store_explicit(&e->p, (void *)first, memory_order_relaxed);
 		if (!first)
 			last = e;
 		first = e;
 	}
-	sm_entry_free_chain(t->shard, first, last, (long)t->nexpunged);
+	syncmap__entry_free_chain(t->shard, first, last, (long)t->nexpunged);
 }
 
 /* A private mark for entries already handled while tearing down two tables. */
@@ -199,7 +199,7 @@ static long release_value(struct syncmap *m, struct sm_entry *e)
  * freed with their keys; then the dirty map's entries and keys.  Returns
  * how many values were present.
  */
-long sm_tables_free_all(struct syncmap *m, struct sm_table *read, struct sm_table *dirty)
+long syncmap__tables_free_all(struct syncmap *m, struct sm_table *read, struct sm_table *dirty)
 {
 	struct gomap_walk w;
 	struct gomap_probe key;
@@ -211,16 +211,16 @@ long sm_tables_free_all(struct syncmap *m, struct sm_table *read, struct sm_tabl
 	struct sm_shard *s = read ? read->shard : dirty ? dirty->shard : NULL;
 
 	if (dirty) {
-		gomap_walk_init(&w, &dirty->g, 0);
-		while (gomap_walk_next(&w, &budget, &k, &klen, &slot) == 1) {
+		gomap__walk_init(&w, &dirty->g, 0);
+		while (gomap__walk_next(&w, &budget, &k, &klen, &slot) == 1) {
 			struct sm_entry *e = *slot;
 			present += release_value(m, e);
 			atomic_store_explicit(&e->p, DEAD, memory_order_relaxed);
 		}
 	}
 	if (read) {
-		gomap_walk_init(&w, &read->g, 0);
-		while (gomap_walk_next(&w, &budget, &k, &klen, &slot) == 1) {
+		gomap__walk_init(&w, &read->g, 0);
+		while (gomap__walk_next(&w, &budget, &k, &klen, &slot) == 1) {
 			struct sm_entry *e = *slot;
 			void *p = atomic_load_explicit(&e->p, memory_order_relaxed);
 			if (p == DEAD || p == EXPUNGED)
@@ -233,19 +233,19 @@ long sm_tables_free_all(struct syncmap *m, struct sm_table *read, struct sm_tabl
 		free_expunged(read);
 	}
 	if (dirty) {
-		gomap_walk_init(&w, &dirty->g, 0);
-		while (gomap_walk_next(&w, &budget, &k, &klen, &slot) == 1) {
+		gomap__walk_init(&w, &dirty->g, 0);
+		while (gomap__walk_next(&w, &budget, &k, &klen, &slot) == 1) {
 			(void)gomap_walk_probe(&w, &key);
 			free_key_word(key.code, key.word);
 			chain_push(&dead, *slot);
 		}
 	}
 	if (s)
-		sm_entry_free_chain(s, dead.first, dead.last, dead.n);
+		syncmap__entry_free_chain(s, dead.first, dead.last, dead.n);
 	if (read)
-		sm_table_destroy(read);
+		syncmap__table_destroy(read);
 	if (dirty)
-		sm_table_destroy(dirty);
+		syncmap__table_destroy(dirty);
 	return present;
 }
 
@@ -260,7 +260,7 @@ static void retired_free(struct syncmap *m, struct sm_retired *r)
 		/* Its other keys and entries belong to the table that replaced it. */
 		struct sm_table *t = caa_container_of(r, struct sm_table, node);
 		free_expunged(t);
-		sm_table_destroy(t);
+		syncmap__table_destroy(t);
 		break;
 	}
 	case SM_RETIRED_CLEARED: {
@@ -269,7 +269,7 @@ static void retired_free(struct syncmap *m, struct sm_retired *r)
 		while (t) {
 			struct sm_table *next = t->clear_next;
 			bool is_read = t->peer != t;
-			present += sm_tables_free_all(m, is_read ? t : NULL, is_read ? t->peer : t);
+			present += syncmap__tables_free_all(m, is_read ? t : NULL, is_read ? t->peer : t);
 			t = next;
 		}
 		/* syncmap_clear subtracted the count it saw; entries written
@@ -298,7 +298,7 @@ static void batch_done(struct rcu_head *head)
 	struct syncmap *m = b->m;
 	long n = b->n, bytes = b->bytes, values = b->values;
 	struct sm_retired *first = b->first;
-	sm_free(b);
+	syncmap__free(b);
 	chain_free(m, first);
 	/* Release: the free_value calls before syncmap_free's acquire. */
 	if (values)
@@ -339,7 +339,7 @@ static void stripe_flush_locked(struct syncmap *m, struct sm_stripe *st, bool ma
 	if (!st->n)
 		return;
 	int saved_errno = errno; /* a failure here is absorbed: not the caller's */
-	struct sm_batch *b = sm_malloc(sizeof(*b));
+	struct sm_batch *b = syncmap__malloc(sizeof(*b));
 	errno = saved_errno;
 	if (!b)
 		return;
@@ -353,42 +353,42 @@ static void stripe_flush_locked(struct syncmap *m, struct sm_stripe *st, bool ma
 	st->values = 0;
 	st->bytes = 0;
 	if (may_help && backlog_over_limit()) {
-		if (!sm_help_batch) {
-			sm_help_batch = b;
+		if (!syncmap__help_batch) {
+			syncmap__help_batch = b;
 			return;
 		}
-		sm_help_owed = true; /* a second one: wait at the next unlock */
+		syncmap__help_owed = true; /* a second one: wait at the next unlock */
 	}
 	batch_queue(m, b);
 }
 
-void sm_reclaim_help(void)
+void syncmap__reclaim_help(void)
 {
-	struct sm_batch *b = sm_help_batch;
+	struct sm_batch *b = syncmap__help_batch;
 	struct syncmap *m = b->m;
-	sm_help_batch = NULL;
+	syncmap__help_batch = NULL;
 	if (sm_rcu_in_read_section() || sm_rcu_on_callback_thread()) {
 		struct sm_stripe *st = my_stripe(m);
 		sm_stripe_lock(st);
 		batch_queue(m, b);
 		sm_stripe_unlock(st);
-		sm_help_owed = !sm_rcu_on_callback_thread();
+		syncmap__help_owed = !sm_rcu_on_callback_thread();
 		return;
 	}
 	atomic_fetch_add_explicit(&m->reclaim_waits, 1, memory_order_relaxed);
 	int saved_errno = errno; /* the operation that helps reports nothing of it */
 	sm_synchronize_rcu();
 	struct sm_retired *first = b->first;
-	sm_free(b);
+	syncmap__free(b);
 	chain_free(m, first);
 	errno = saved_errno;
 }
 
-void sm_reclaim_throttle(void)
+void syncmap__reclaim_throttle(void)
 {
 	if (sm_rcu_in_read_section())
 		return; /* not the outermost unlock yet */
-	sm_help_owed = false;
+	syncmap__help_owed = false;
 	int saved_errno = errno;
 	for (int i = 0; i < 200 && backlog_over_limit(); i++)
 		nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
@@ -453,23 +453,23 @@ static void retire(struct syncmap *m, struct sm_retired *r, enum sm_retired_kind
 	sm_stripe_unlock(st);
 }
 
-void *sm_value_new(struct syncmap *m, void *val)
+void *syncmap__value_new(struct syncmap *m, void *val)
 {
 	if (!m->boxed)
 		return val ? val : NILVAL;
-	struct sm_box *b = sm_malloc(sizeof(*b));
+	struct sm_box *b = syncmap__malloc(sizeof(*b));
 	if (b)
 		b->val = val;
 	return b;
 }
 
-void sm_value_discard(struct syncmap *m, void *p)
+void syncmap__value_discard(struct syncmap *m, void *p)
 {
 	if (m->boxed)
-		sm_free(p);
+		syncmap__free(p);
 }
 
-void sm_value_retire(struct syncmap *m, void *p, bool keep_value)
+void syncmap__value_retire(struct syncmap *m, void *p, bool keep_value)
 {
 	if (!m->boxed)
 		return;
@@ -477,12 +477,12 @@ void sm_value_retire(struct syncmap *m, void *p, bool keep_value)
 	retire(m, &b->node, keep_value ? SM_RETIRED_BOX_KEEP : SM_RETIRED_BOX, sizeof(*b));
 }
 
-void sm_table_retire_snapshot(struct syncmap *m, struct sm_table *t)
+void syncmap__table_retire_snapshot(struct syncmap *m, struct sm_table *t)
 {
 	retire(m, &t->node, SM_RETIRED_SNAPSHOT, table_bytes(t));
 }
 
-void sm_clear_add(struct sm_clear *c, struct sm_table *read, struct sm_table *dirty)
+void syncmap__clear_add(struct sm_clear *c, struct sm_table *read, struct sm_table *dirty)
 {
 	/* A pair travels on the snapshot (or on the dirty map when there is
 	 * no snapshot; peer == itself says so). */
@@ -499,7 +499,7 @@ void sm_clear_add(struct sm_clear *c, struct sm_table *read, struct sm_table *di
 	c->bytes += (read ? table_bytes(read) : 0) + (dirty ? table_bytes(dirty) : 0);
 }
 
-bool sm_clear_retire(struct syncmap *m, struct sm_clear *c, long len_snapshot)
+bool syncmap__clear_retire(struct syncmap *m, struct sm_clear *c, long len_snapshot)
 {
 	if (!c->first)
 		return false;
@@ -508,7 +508,7 @@ bool sm_clear_retire(struct syncmap *m, struct sm_clear *c, long len_snapshot)
 	return true;
 }
 
-void sm_reclaim_pending(struct syncmap *m, uint64_t *objs, uint64_t *bytes)
+void syncmap__reclaim_pending(struct syncmap *m, uint64_t *objs, uint64_t *bytes)
 {
 	long o = atomic_load_explicit(&m->batched_objs, memory_order_relaxed);
 	long b = atomic_load_explicit(&m->batched_bytes, memory_order_relaxed);
@@ -530,10 +530,10 @@ static void map_teardown(struct syncmap *m)
 {
 	for (unsigned i = 0; i <= m->shard_mask; i++) {
 		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_relaxed);
-		if (s == &sm_shard_unwritten)
+		if (s == &syncmap__shard_unwritten)
 			continue;
 		struct sm_table *read = read_table(atomic_load_explicit(s->read, memory_order_relaxed));
-		sm_tables_free_all(m, read == &s->empty ? NULL : read, s->dirty);
+		syncmap__tables_free_all(m, read == &s->empty ? NULL : read, s->dirty);
 		atomic_store_explicit(s->read, (uintptr_t)&s->empty, memory_order_relaxed);
 		s->dirty = NULL;
 	}
@@ -544,15 +544,15 @@ static void map_release(struct syncmap *m)
 {
 	for (unsigned i = 0; i <= m->shard_mask; i++) {
 		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_relaxed);
-		if (s == &sm_shard_unwritten)
+		if (s == &syncmap__shard_unwritten)
 			continue;
-		sm_entries_destroy(s);
-		gomap_destroy(&s->empty.g);
+		syncmap__entries_destroy(s);
+		gomap__destroy(&s->empty.g);
 		pthread_mutex_destroy(&s->mu);
-		sm_free(s);
+		syncmap__free(s);
 	}
 	pthread_mutex_destroy(&m->alloc_mu);
-	sm_free(m);
+	syncmap__free(m);
 }
 
 static void final_teardown(struct rcu_head *head)
@@ -564,7 +564,7 @@ static void final_teardown(struct rcu_head *head)
 	pending_dec(m);
 }
 
-void sm_reclaim_free_map(struct syncmap *m)
+void syncmap__reclaim_free_map(struct syncmap *m)
 {
 	atomic_store_explicit(&m->dying, true, memory_order_release);
 	/* What the stripes hold: no reader can reach it any more (no other

@@ -70,17 +70,17 @@ _Static_assert((COPY_BUDGET_PER_OP + RANGE_COPY_BUDGET) * (1 + bucketCnt) * KEY_
  * will need once promoted to snapshot. */
 static struct sm_table *table_new(struct sm_shard *s, size_t hint)
 {
-	struct sm_table *t = sm_malloc(sizeof(*t));
+	struct sm_table *t = syncmap__malloc(sizeof(*t));
 	if (!t)
 		return NULL;
 	memset(t, 0, sizeof(*t));
 	t->shard = s;
 	size_t words = sm_filter_words_for(hint);
-	t->filter = sm_alloc_zeroed(words * sizeof(uint64_t));
+	t->filter = syncmap__alloc_zeroed(words * sizeof(uint64_t));
 	t->filter_mask = words - 1;
 	if (!t->filter ||
-	    gomap_init(&t->g, s->m->seed, hint, GOMAP_INIT_HUGE_LATER | GOMAP_INIT_KEYS_EXTERNAL) != 0) {
-		sm_table_destroy(t);
+	    gomap__init(&t->g, s->m->seed, hint, GOMAP_INIT_HUGE_LATER | GOMAP_INIT_KEYS_EXTERNAL) != 0) {
+		syncmap__table_destroy(t);
 		return NULL;
 	}
 	return t;
@@ -119,7 +119,7 @@ static int entry_try_load_or_store(struct syncmap *m, struct sm_entry *e, void *
 				*actual = decode_value(m, p);
 			return 1;
 		}
-		if (!*newp && !(*newp = sm_value_new(m, val)))
+		if (!*newp && !(*newp = syncmap__value_new(m, val)))
 			return -ENOMEM;
 		if (atomic_compare_exchange_weak_explicit(&e->p, &p, *newp, memory_order_acq_rel,
 							  memory_order_acquire)) {
@@ -160,12 +160,12 @@ static int entry_try_cas(struct syncmap *m, struct sm_entry *e, void *old, void 
 			return RETRY_LOCKED;
 		if (!p || decode_value(m, p) != old)
 			return 0;
-		if (!*newp && !(*newp = sm_value_new(m, new_)))
+		if (!*newp && !(*newp = syncmap__value_new(m, new_)))
 			return -ENOMEM;
 		if (atomic_compare_exchange_weak_explicit(&e->p, &p, *newp, memory_order_acq_rel,
 							  memory_order_acquire)) {
 			*newp = NULL;
-			sm_value_retire(m, p, old == new_);
+			syncmap__value_retire(m, p, old == new_);
 			return 1;
 		}
 	}
@@ -196,12 +196,12 @@ static int expunged_reserve(struct sm_table *t)
 	if (t->nexpunged < t->capexpunged)
 		return 0;
 	size_t cap = t->capexpunged ? 2 * t->capexpunged : 16;
-	struct sm_expunged *a = sm_malloc(cap * sizeof(*a));
+	struct sm_expunged *a = syncmap__malloc(cap * sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	if (t->nexpunged)
 		memcpy(a, t->expunged, t->nexpunged * sizeof(*a));
-	sm_free(t->expunged);
+	syncmap__free(t->expunged);
 	t->expunged = a;
 	t->capexpunged = cap;
 	return 0;
@@ -237,7 +237,7 @@ static bool copy_step(struct sm_shard *s, size_t budget)
 	int saved_errno = errno;
 	bool ok = true;
 	if (s->copy_pending) {
-		if (gomap_put_h(&s->dirty->g, &s->copy_pending_key, s->copy_pending_hash, s->copy_pending) != 0) {
+		if (gomap__put_h(&s->dirty->g, &s->copy_pending_key, s->copy_pending_hash, s->copy_pending) != 0) {
 			ok = false;
 			goto out;
 		}
@@ -248,7 +248,7 @@ static bool copy_step(struct sm_shard *s, size_t budget)
 		const void *k;
 		size_t klen, before = budget;
 		void **slot;
-		int r = gomap_walk_next(&s->copy_walk, &budget, &k, &klen, &slot);
+		int r = gomap__walk_next(&s->copy_walk, &budget, &k, &klen, &slot);
 		s->op_work += before - budget;
 		if (r < 0)
 			break;
@@ -265,7 +265,7 @@ static bool copy_step(struct sm_shard *s, size_t budget)
 			continue;
 		s->op_work++;
 		/* The dirty map adopts the snapshot's key block (KEYS_EXTERNAL). */
-		if (gomap_put_h(&s->dirty->g, &probe, hash, e) != 0) {
+		if (gomap__put_h(&s->dirty->g, &probe, hash, e) != 0) {
 			/* Out of memory: keep the entry for the next slice. */
 			s->copy_pending = e;
 			s->copy_pending_key = probe;
@@ -290,7 +290,7 @@ static int start_dirty(struct sm_shard *s, struct sm_table *rt)
 	s->dirty = d;
 	if (gomap_len(&rt->g) > 0) {
 		s->copy_src = rt;
-		gomap_walk_init(&s->copy_walk, &rt->g, 0);
+		gomap__walk_init(&s->copy_walk, &rt->g, 0);
 		s->copy_pending = NULL;
 	}
 	return 0;
@@ -308,7 +308,7 @@ static void lock(struct sm_shard *s)
 		if (__builtin_expect(!(atomic_load_explicit(&s->m->gate, memory_order_acquire) & 1), 1))
 			break;
 		pthread_mutex_unlock(&s->mu);
-		sm_gate_wait(s->m);
+		syncmap__gate_wait(s->m);
 	}
 	s->locked_ops++;
 	s->op_work = 0;
@@ -330,7 +330,7 @@ static void unlock(struct sm_shard *s)
 static void promote(struct sm_shard *s)
 {
 	struct sm_table *old = read_table(atomic_load_explicit(s->read, memory_order_relaxed));
-	gomap_advise_huge(&s->dirty->g); /* read-only from now on */
+	gomap__advise_huge(&s->dirty->g); /* read-only from now on */
 	/* Release: the dirty map's buckets and entries, written under the
 	 * mutex, before any reader that acquires the new pointer. */
 	atomic_store_explicit(s->read, (uintptr_t)s->dirty, memory_order_release);
@@ -338,7 +338,7 @@ static void promote(struct sm_shard *s)
 	s->misses = 0;
 	s->promotions++;
 	if (old != &s->empty)
-		sm_table_retire_snapshot(s->m, old);
+		syncmap__table_retire_snapshot(s->m, old);
 }
 
 /* Go's missLocked: promote once the misses would have paid for a copy. */
@@ -390,7 +390,7 @@ static bool key_prepare(const struct sm_key *k, struct gkey **block)
 	*block = NULL;
 	if (k->probe.code != KEY_INDIRECT)
 		return true;
-	*block = gomap_key_new(k->probe.key, k->probe.klen, k->hash);
+	*block = gomap__key_new(k->probe.key, k->probe.klen, k->hash);
 	return *block != NULL;
 }
 
@@ -411,11 +411,11 @@ static int insert_new_locked(struct sm_shard *s, const struct sm_key *k, struct 
 	}
 	struct gomap_probe probe = k->probe;
 	if (probe.code == KEY_INDIRECT) {
-		if (!*block && !(*block = gomap_key_new(probe.key, probe.klen, k->hash)))
+		if (!*block && !(*block = gomap__key_new(probe.key, probe.klen, k->hash)))
 			return -ENOMEM;
 		probe.word = (uint64_t)(uintptr_t)*block;
 	}
-	struct sm_entry *e = sm_entry_alloc(s);
+	struct sm_entry *e = syncmap__entry_alloc(s);
 	if (!e)
 		return -ENOMEM;
 	/* Before the key can be found: see filter.h. */
@@ -424,8 +424,8 @@ static int insert_new_locked(struct sm_shard *s, const struct sm_key *k, struct 
 	/* Relaxed: readers reach e only through a later promotion (release)
 	 * or under the mutex. */
 	atomic_store_explicit(&e->p, newp, memory_order_relaxed);
-	if (gomap_put_h(&s->dirty->g, &probe, k->hash, e) != 0) {
-		sm_entry_free_locked(s, e);
+	if (gomap__put_h(&s->dirty->g, &probe, k->hash, e) != 0) {
+		syncmap__entry_free_locked(s, e);
 		return -ENOMEM;
 	}
 	*block = NULL; /* the dirty map owns it now */
@@ -436,7 +436,7 @@ static int insert_new_locked(struct sm_shard *s, const struct sm_key *k, struct 
 /* ===================================================================== */
 /* --- Operations ------------------------------------------------------------ */
 
-void *sm_shard_load_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r, struct sm_entry *e)
+void *syncmap__shard_load_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r, struct sm_entry *e)
 {
 	bool in_dirty;
 	lock(s);
@@ -448,7 +448,7 @@ void *sm_shard_load_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t
 	return p;
 }
 
-int sm_shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, void **oldp)
+int syncmap__shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, void **oldp)
 {
 	void *old = NULL;
 	int ret = 0;
@@ -466,7 +466,7 @@ int sm_shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, void *
 		else
 			ret = insert_new_locked(s, k, &block, newp);
 		unlock(s);
-		sm_free(block);
+		syncmap__free(block);
 	}
 	if (ret < 0)
 		return ret;
@@ -479,7 +479,7 @@ int sm_shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, void *
 	return 0;
 }
 
-int sm_shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val, void **actual)
+int syncmap__shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val, void **actual)
 {
 	struct syncmap *m = s->m;
 	void *newp = NULL;
@@ -492,10 +492,10 @@ int sm_shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val
 		struct gkey *block = NULL;
 		if (looks_new(e, r, k)) {
 			/* Make what a new key needs before taking the mutex. */
-			if (!newp && !(newp = sm_value_new(m, val)))
+			if (!newp && !(newp = syncmap__value_new(m, val)))
 				return -ENOMEM;
 			if (!key_prepare(k, &block)) {
-				sm_value_discard(m, newp);
+				syncmap__value_discard(m, newp);
 				return -ENOMEM;
 			}
 		}
@@ -506,7 +506,7 @@ int sm_shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val
 			ret = entry_try_load_or_store(m, e, val, &newp, actual);
 			if (in_dirty)
 				miss_locked(s);
-		} else if (!newp && !(newp = sm_value_new(m, val))) {
+		} else if (!newp && !(newp = syncmap__value_new(m, val))) {
 			ret = -ENOMEM;
 		} else if ((ret = insert_new_locked(s, k, &block, newp)) == 0) {
 			newp = NULL;
@@ -514,14 +514,14 @@ int sm_shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val
 				*actual = val;
 		}
 		unlock(s);
-		sm_free(block);
+		syncmap__free(block);
 	}
 	if (newp)
-		sm_value_discard(m, newp);
+		syncmap__value_discard(m, newp);
 	return ret;
 }
 
-int sm_shard_delete(struct sm_shard *s, const struct sm_key *k, void **oldp)
+int syncmap__shard_delete(struct sm_shard *s, const struct sm_key *k, void **oldp)
 {
 	void *old = NULL;
 	int t = RETRY_LOCKED;
@@ -546,14 +546,14 @@ int sm_shard_delete(struct sm_shard *s, const struct sm_key *k, void **oldp)
 			 * not linger). */
 			old = atomic_load_explicit(&e->p, memory_order_relaxed);
 			t = old != NULL;
-			gomap_delete_h(&s->dirty->g, &k->probe, k->hash, NULL, &key_word);
-			sm_entry_free_locked(s, e);
+			gomap__delete_h(&s->dirty->g, &k->probe, k->hash, NULL, &key_word);
+			syncmap__entry_free_locked(s, e);
 		}
 		if (in_dirty)
 			miss_locked(s);
 		unlock(s);
 		if (k->probe.code == KEY_INDIRECT)
-			sm_free((void *)(uintptr_t)key_word);
+			syncmap__free((void *)(uintptr_t)key_word);
 	}
 	if (t == 1) {
 		sm_len_add(s->m, -1);
@@ -562,7 +562,7 @@ int sm_shard_delete(struct sm_shard *s, const struct sm_key *k, void **oldp)
 	return t;
 }
 
-int sm_shard_compare_and_swap(struct sm_shard *s, const struct sm_key *k, void *old, void *new_)
+int syncmap__shard_compare_and_swap(struct sm_shard *s, const struct sm_key *k, void *old, void *new_)
 {
 	struct syncmap *m = s->m;
 	void *newp = NULL;
@@ -586,11 +586,11 @@ int sm_shard_compare_and_swap(struct sm_shard *s, const struct sm_key *k, void *
 		unlock(s);
 	}
 	if (newp)
-		sm_value_discard(m, newp);
+		syncmap__value_discard(m, newp);
 	return t;
 }
 
-int sm_shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void *old, void **removed)
+int syncmap__shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void *old, void **removed)
 {
 	struct syncmap *m = s->m;
 	int t = RETRY_LOCKED;
@@ -619,7 +619,7 @@ int sm_shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void
 /* ===================================================================== */
 /* --- Range, Clear, stats, teardown --------------------------------------- */
 
-uintptr_t sm_shard_range_snapshot(struct sm_shard *s)
+uintptr_t syncmap__shard_range_snapshot(struct sm_shard *s)
 {
 	uintptr_t r = atomic_load_explicit(s->read, memory_order_acquire);
 	if (!read_amended(r))
@@ -655,7 +655,7 @@ uintptr_t sm_shard_range_snapshot(struct sm_shard *s)
 	return atomic_load_explicit(s->read, memory_order_acquire);
 }
 
-void sm_shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct sm_table **dirty)
+void syncmap__shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct sm_table **dirty)
 {
 	struct sm_table *rt = read_table(atomic_load_explicit(s->read, memory_order_relaxed));
 	*read = rt == &s->empty ? NULL : rt;
@@ -672,7 +672,7 @@ void sm_shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct s
 }
 
 
-void sm_shard_stats_add(struct sm_shard *s, struct syncmap_stats *st)
+void syncmap__shard_stats_add(struct sm_shard *s, struct syncmap_stats *st)
 {
 	pthread_mutex_lock(&s->mu);
 	uintptr_t r = atomic_load_explicit(s->read, memory_order_relaxed);
@@ -691,9 +691,9 @@ void sm_shard_stats_add(struct sm_shard *s, struct syncmap_stats *st)
 	pthread_mutex_unlock(&s->mu);
 }
 
-struct sm_shard *sm_shard_new(struct syncmap *m, unsigned i)
+struct sm_shard *syncmap__shard_new(struct syncmap *m, unsigned i)
 {
-	struct sm_shard *s = sm_aligned_alloc(SM_CACHELINE, sizeof(*s));
+	struct sm_shard *s = syncmap__aligned_alloc(SM_CACHELINE, sizeof(*s));
 	if (!s)
 		return NULL;
 	memset(s, 0, sizeof(*s));
@@ -701,7 +701,7 @@ struct sm_shard *sm_shard_new(struct syncmap *m, unsigned i)
 	s->read = &m->read[i];
 	pthread_mutex_init(&s->mu, NULL);
 	/* no allocation for hint 0 */
-	gomap_init(&s->empty.g, m->seed, 0, GOMAP_INIT_KEYS_EXTERNAL);
+	gomap__init(&s->empty.g, m->seed, 0, GOMAP_INIT_KEYS_EXTERNAL);
 	s->empty.shard = s;
 	s->empty.filter = s->empty_filter;
 	s->empty.filter_mask = SM_EMPTY_FILTER_WORDS - 1;

@@ -61,7 +61,7 @@ static inline bool need_dirty(uintptr_t r, const struct sm_key *k)
 /* Load's slow path, under the mutex: the key's entry word from the
  * snapshot or the dirty map (a value, or NULL / EXPUNGED: absent).  r and
  * e: the snapshot word and entry (or NULL) the lock-free step saw. */
-void *sm_shard_load_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r, struct sm_entry *e);
+void *syncmap__shard_load_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r, struct sm_entry *e);
 
 /* The key's entry word: a value, or NULL / EXPUNGED (absent).  Inlined:
  * the Load hit path takes no lock, makes no call, and reaches the snapshot
@@ -74,30 +74,30 @@ static inline __attribute__((always_inline)) void *sm_map_load(struct syncmap *m
 	void *p = e ? entry_load_fast(e) : NULL;
 	if (__builtin_expect((!e || p == EXPUNGED) && need_dirty(r, k), 0))
 		/* amended: the shard has been written, so it exists */
-		p = sm_shard_load_locked(atomic_load_explicit(&m->shard[i], memory_order_acquire), k, r, e);
+		p = syncmap__shard_load_locked(atomic_load_explicit(&m->shard[i], memory_order_acquire), k, r, e);
 	return p;
 }
 /* Store newp: 1 (replaced *oldp), 0 (new), -ENOMEM (newp not consumed). */
-int sm_shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, void **oldp);
+int syncmap__shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, void **oldp);
 /* 1 (present: *actual), 0 (stored val, *actual = val), -ENOMEM. */
-int sm_shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val, void **actual);
+int syncmap__shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val, void **actual);
 /* 1 (deleted: *oldp is the removed word, for the caller to retire), 0. */
-int sm_shard_delete(struct sm_shard *s, const struct sm_key *k, void **oldp);
+int syncmap__shard_delete(struct sm_shard *s, const struct sm_key *k, void **oldp);
 /* 1 (swapped; the old value retired), 0, -ENOMEM. */
-int sm_shard_compare_and_swap(struct sm_shard *s, const struct sm_key *k, void *old, void *new_);
+int syncmap__shard_compare_and_swap(struct sm_shard *s, const struct sm_key *k, void *old, void *new_);
 /* 1 (deleted: *removed for the caller to retire), 0. */
-int sm_shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void *old, void **removed);
+int syncmap__shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void *old, void **removed);
 
 /* Range: promote the dirty map if the snapshot is amended (Go's Range),
  * then return the snapshot word to walk. */
-uintptr_t sm_shard_range_snapshot(struct sm_shard *s);
+uintptr_t syncmap__shard_range_snapshot(struct sm_shard *s);
 /* Clear, under the shard's mutex (the gate closed): detach both tables
  * (NULL when none), leaving the shard empty. */
-void sm_shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct sm_table **dirty);
-void sm_shard_stats_add(struct sm_shard *s, struct syncmap_stats *st);
+void syncmap__shard_detach_locked(struct sm_shard *s, struct sm_table **read, struct sm_table **dirty);
+void syncmap__shard_stats_add(struct sm_shard *s, struct syncmap_stats *st);
 /* A written shard for m's slot i (its own empty snapshot, not yet
  * published in m->read[i]); NULL on ENOMEM.  reclaim.c frees it with the
  * map. */
-struct sm_shard *sm_shard_new(struct syncmap *m, unsigned i);
+struct sm_shard *syncmap__shard_new(struct syncmap *m, unsigned i);
 
 #endif

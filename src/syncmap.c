@@ -13,7 +13,7 @@
  * map's creation and end.
  *
  * Shards take memory on their first write: until then the map's slot
- * points at sm_shard_unwritten, whose empty snapshot answers every read.
+ * points at syncmap__shard_unwritten, whose empty snapshot answers every read.
  */
 #include "shard.h"
 
@@ -23,16 +23,16 @@
 #include "alloc.h"
 #include "rand.h"
 
-char sm_expunged_obj, sm_nilval_obj;
+char syncmap__expunged_obj, syncmap__nilval_obj;
 
 /* The snapshot of every unwritten shard: empty, never amended, never
  * written (a write first gives the shard its own). */
 static _Atomic uint64_t unwritten_filter[1];
-struct sm_table sm_table_unwritten = {
+struct sm_table syncmap__table_unwritten = {
 	.filter = unwritten_filter,
 };
-static _Atomic uintptr_t unwritten_read = (uintptr_t)&sm_table_unwritten;
-struct sm_shard sm_shard_unwritten = {
+static _Atomic uintptr_t unwritten_read = (uintptr_t)&syncmap__table_unwritten;
+struct sm_shard syncmap__shard_unwritten = {
 	.read = &unwritten_read,
 };
 
@@ -49,13 +49,13 @@ static inline bool bad_input(const struct syncmap *m, const void *key, size_t kl
 static struct sm_shard *shard_for_write(struct syncmap *m, const struct sm_key *k)
 {
 	struct sm_shard *s = shard_of(m, k->hash);
-	if (__builtin_expect(s != &sm_shard_unwritten, 1))
+	if (__builtin_expect(s != &syncmap__shard_unwritten, 1))
 		return s;
 	unsigned i = shard_index(m, k->hash);
 	pthread_mutex_lock(&m->alloc_mu);
 	s = atomic_load_explicit(&m->shard[i], memory_order_relaxed);
-	if (s == &sm_shard_unwritten) {
-		s = sm_shard_new(m, i);
+	if (s == &syncmap__shard_unwritten) {
+		s = syncmap__shard_new(m, i);
 		if (s) {
 			/* The shard's own empty snapshot answers like the
 			 * unwritten one; then the shard itself.  Release: its
@@ -101,7 +101,7 @@ struct syncmap *syncmap_new(const struct syncmap_options *opts)
 	}
 	if (shards == 0)
 		shards = syncmap_default_shards();
-	sm_fork_init();
+	syncmap__fork_init();
 	unsigned stripes = stripes_for_cpus();
 	/* One block: the struct with its read words, the shard pointers, the
 	 * stripes (cache-line aligned). */
@@ -109,13 +109,13 @@ struct syncmap *syncmap_new(const struct syncmap_options *opts)
 	size_t stripe_off = shard_off + shards * sizeof(struct sm_shard *);
 	stripe_off = (stripe_off + SM_CACHELINE - 1) / SM_CACHELINE * SM_CACHELINE;
 	size_t size = stripe_off + stripes * sizeof(struct sm_stripe);
-	struct syncmap *m = sm_aligned_alloc(SM_CACHELINE, size);
+	struct syncmap *m = syncmap__aligned_alloc(SM_CACHELINE, size);
 	if (!m) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	memset(m, 0, size);
-	m->seed = opts && opts->seed ? opts->seed : sm_random_seed();
+	m->seed = opts && opts->seed ? opts->seed : syncmap__random_seed();
 	m->free_value = opts ? opts->free_value : NULL;
 	m->free_ctx = opts ? opts->free_ctx : NULL;
 	m->boxed = m->free_value != NULL;
@@ -125,10 +125,10 @@ struct syncmap *syncmap_new(const struct syncmap_options *opts)
 	m->stripes = (struct sm_stripe *)((char *)m + stripe_off);
 	pthread_mutex_init(&m->alloc_mu, NULL);
 	for (unsigned i = 0; i < shards; i++) {
-		atomic_init(&m->read[i], (uintptr_t)&sm_table_unwritten);
-		atomic_init(&m->shard[i], &sm_shard_unwritten);
+		atomic_init(&m->read[i], (uintptr_t)&syncmap__table_unwritten);
+		atomic_init(&m->shard[i], &syncmap__shard_unwritten);
 	}
-	sm_registry_add(m);
+	syncmap__registry_add(m);
 	return m;
 }
 
@@ -136,8 +136,8 @@ void syncmap_free(struct syncmap *m)
 {
 	if (!m)
 		return;
-	sm_registry_remove(m);
-	sm_reclaim_free_map(m);
+	syncmap__registry_remove(m);
+	syncmap__reclaim_free_map(m);
 }
 
 /* ===================================================================== */
@@ -169,7 +169,7 @@ static int swap_impl(struct syncmap *m, const void *key, size_t klen, void *val,
 		return -EINVAL;
 	struct sm_key k;
 	sm_key_init(m, &k, key, klen);
-	void *newp = sm_value_new(m, val);
+	void *newp = syncmap__value_new(m, val);
 	if (!newp)
 		return -ENOMEM;
 	void *old = NULL;
@@ -178,15 +178,15 @@ static int swap_impl(struct syncmap *m, const void *key, size_t klen, void *val,
 	sm_rcu_read_lock();
 	struct sm_shard *s = shard_for_write(m, &k);
 	if (s)
-		ret = sm_shard_swap(s, &k, newp, &old);
+		ret = syncmap__shard_swap(s, &k, newp, &old);
 	if (ret < 0) {
-		sm_value_discard(m, newp);
+		syncmap__value_discard(m, newp);
 	} else if (ret == 1) {
 		void *prev_val = decode_value(m, old);
 		if (prev)
 			*prev = prev_val;
 		/* The same pointer stored again stays: nothing left the map. */
-		sm_value_retire(m, old, prev_val == val);
+		syncmap__value_retire(m, old, prev_val == val);
 	}
 	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
@@ -215,7 +215,7 @@ int syncmap_load_or_store(struct syncmap *m, const void *key, size_t klen, void 
 	sm_rcu_read_lock();
 	struct sm_shard *s = shard_for_write(m, &k);
 	if (s)
-		ret = sm_shard_load_or_store(s, &k, val, actual);
+		ret = syncmap__shard_load_or_store(s, &k, val, actual);
 	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
 	return ret;
@@ -235,11 +235,11 @@ static bool delete_impl(struct syncmap *m, const void *key, size_t klen, void **
 	sm_gate_pass(m);
 	sm_rcu_read_lock();
 	struct sm_shard *s = shard_of(m, k.hash);
-	int t = s == &sm_shard_unwritten ? 0 : sm_shard_delete(s, &k, &old);
+	int t = s == &syncmap__shard_unwritten ? 0 : syncmap__shard_delete(s, &k, &old);
 	if (t == 1) {
 		if (val)
 			*val = decode_value(m, old);
-		sm_value_retire(m, old, keep);
+		syncmap__value_retire(m, old, keep);
 	}
 	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
@@ -272,7 +272,7 @@ int syncmap_compare_and_swap(struct syncmap *m, const void *key, size_t klen, vo
 	sm_gate_pass(m);
 	sm_rcu_read_lock();
 	struct sm_shard *s = shard_of(m, k.hash);
-	int t = s == &sm_shard_unwritten ? 0 : sm_shard_compare_and_swap(s, &k, old, new_);
+	int t = s == &syncmap__shard_unwritten ? 0 : syncmap__shard_compare_and_swap(s, &k, old, new_);
 	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
 	return t;
@@ -290,9 +290,9 @@ bool syncmap_compare_and_delete(struct syncmap *m, const void *key, size_t klen,
 	sm_gate_pass(m);
 	sm_rcu_read_lock();
 	struct sm_shard *s = shard_of(m, k.hash);
-	int t = s == &sm_shard_unwritten ? 0 : sm_shard_compare_and_delete(s, &k, old, &removed);
+	int t = s == &syncmap__shard_unwritten ? 0 : syncmap__shard_compare_and_delete(s, &k, old, &removed);
 	if (t == 1)
-		sm_value_retire(m, removed, false);
+		syncmap__value_retire(m, removed, false);
 	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
 	return t == 1;
@@ -313,10 +313,10 @@ int syncmap_retire(struct syncmap *m, void *val)
 {
 	if (!m || !m->boxed)
 		return -EINVAL;
-	void *p = sm_value_new(m, val);
+	void *p = syncmap__value_new(m, val);
 	if (p) {
 		sm_rcu_read_lock(); /* registered before the stripe lock: see clear */
-		sm_value_retire(m, p, false);
+		syncmap__value_retire(m, p, false);
 		sm_rcu_read_unlock();
 		sm_reclaim_after_op();
 		return 0;
@@ -339,7 +339,7 @@ int syncmap_retire(struct syncmap *m, void *val)
 static uintptr_t range_snapshot_of(struct syncmap *m, unsigned i)
 {
 	struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_acquire);
-	return s == &sm_shard_unwritten ? 0 : sm_shard_range_snapshot(s);
+	return s == &syncmap__shard_unwritten ? 0 : syncmap__shard_range_snapshot(s);
 }
 
 #define RANGE_SNAPSHOTS_ON_STACK 64
@@ -352,12 +352,12 @@ void syncmap_range(struct syncmap *m, bool (*fn)(const void *key, size_t klen, v
 	uintptr_t on_stack[RANGE_SNAPSHOTS_ON_STACK];
 	/* (Without memory for the list, each shard is promoted when reached:
 	 * still Go's contract, only more generous with concurrent keys.) */
-	uintptr_t *snaps = shards <= RANGE_SNAPSHOTS_ON_STACK ? on_stack : sm_malloc(shards * sizeof(*snaps));
+	uintptr_t *snaps = shards <= RANGE_SNAPSHOTS_ON_STACK ? on_stack : syncmap__malloc(shards * sizeof(*snaps));
 	sm_rcu_read_lock();
 	if (snaps)
 		for (unsigned i = 0; i < shards; i++)
 			snaps[i] = range_snapshot_of(m, i);
-	unsigned start = (unsigned)sm_rand64();
+	unsigned start = (unsigned)syncmap__rand64();
 	bool go_on = true;
 	for (unsigned i = 0; go_on && i < shards; i++) {
 		unsigned idx = (start + i) & m->shard_mask;
@@ -368,11 +368,11 @@ void syncmap_range(struct syncmap *m, bool (*fn)(const void *key, size_t klen, v
 		 * it with no lock, while fn may do anything, including write
 		 * this map. */
 		struct gomap_walk w;
-		gomap_walk_init(&w, &read_table(r)->g, sm_rand64());
+		gomap__walk_init(&w, &read_table(r)->g, syncmap__rand64());
 		size_t budget = SIZE_MAX, klen;
 		const void *key;
 		void **slot;
-		while (gomap_walk_next(&w, &budget, &key, &klen, &slot) == 1) {
+		while (gomap__walk_next(&w, &budget, &key, &klen, &slot) == 1) {
 			struct sm_entry *e = *slot;
 			void *p = atomic_load_explicit(&e->p, memory_order_acquire);
 			if (is_value(p) && !fn(key, klen, decode_value(m, p), ctx)) {
@@ -383,7 +383,7 @@ void syncmap_range(struct syncmap *m, bool (*fn)(const void *key, size_t klen, v
 	}
 	sm_rcu_read_unlock();
 	if (snaps != on_stack)
-		sm_free(snaps);
+		syncmap__free(snaps);
 	sm_reclaim_after_op();
 }
 
@@ -408,23 +408,23 @@ void syncmap_clear(struct syncmap *m)
 	 * (syncmap_impl.h).  A shard written meanwhile, by an operation that
 	 * passed the gate before it closed, is seen or not: that operation
 	 * overlaps the clear either way. */
-	sm_gate_close(m);
+	syncmap__gate_close(m);
 	long snapshot = sm_len_sum(m);
 	struct sm_clear c = {0};
 	for (unsigned i = 0; i <= m->shard_mask; i++) {
 		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_acquire);
-		if (s == &sm_shard_unwritten)
+		if (s == &syncmap__shard_unwritten)
 			continue;
 		struct sm_table *read, *dirty;
 		pthread_mutex_lock(&s->mu);
-		sm_shard_detach_locked(s, &read, &dirty);
+		syncmap__shard_detach_locked(s, &read, &dirty);
 		pthread_mutex_unlock(&s->mu);
-		sm_clear_add(&c, read, dirty);
+		syncmap__clear_add(&c, read, dirty);
 	}
 	sm_len_add(m, -snapshot); /* settled when the tables are freed */
-	if (!sm_clear_retire(m, &c, snapshot))
+	if (!syncmap__clear_retire(m, &c, snapshot))
 		sm_len_add(m, snapshot); /* nothing to free, nothing to settle */
-	sm_gate_open(m);
+	syncmap__gate_open(m);
 	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
 }
@@ -445,8 +445,8 @@ void syncmap_read_lock(void)
 void syncmap_read_unlock(void)
 {
 	sm_rcu_read_unlock();
-	if (__builtin_expect(sm_help_owed, 0))
-		sm_reclaim_throttle();
+	if (__builtin_expect(syncmap__help_owed, 0))
+		syncmap__reclaim_throttle();
 }
 
 void syncmap_stats(struct syncmap *m, struct syncmap_stats *st)
@@ -459,13 +459,13 @@ void syncmap_stats(struct syncmap *m, struct syncmap_stats *st)
 	st->shards = m->shard_mask + 1;
 	for (unsigned i = 0; i <= m->shard_mask; i++) {
 		struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_acquire);
-		if (s == &sm_shard_unwritten)
+		if (s == &syncmap__shard_unwritten)
 			continue;
 		st->shards_used++;
-		sm_shard_stats_add(s, st);
+		syncmap__shard_stats_add(s, st);
 	}
 	st->len = syncmap_len(m);
-	sm_reclaim_pending(m, &st->pending_reclaim, &st->pending_bytes);
+	syncmap__reclaim_pending(m, &st->pending_reclaim, &st->pending_bytes);
 	st->reclaim_waits = atomic_load_explicit(&m->reclaim_waits, memory_order_relaxed);
 }
 

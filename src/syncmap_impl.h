@@ -18,7 +18,7 @@
  *
  * The key's hash picks the shard (bits no gomap or filter decision uses),
  * so every key lives in exactly one shard and every Go invariant holds per
- * shard.  A shard never written is the shared, static sm_shard_unwritten:
+ * shard.  A shard never written is the shared, static syncmap__shard_unwritten:
  * its snapshot is empty and never amended, so reads of it answer "absent"
  * without a lock; the first write allocates the shard (under m->alloc_mu).
  *
@@ -63,7 +63,7 @@
  * The word has two more meanings once no reader can reach the entry: in a
  * free list (entries.c) it links to the next free entry, and while
  * reclaim.c tears two tables down it holds the private marks DEAD /
- * DEAD_SHARED (see sm_tables_free_all).
+ * DEAD_SHARED (see syncmap__tables_free_all).
  *
  * ---- Key blocks -------------------------------------------------------------
  *
@@ -104,9 +104,9 @@ struct sm_entry {
 };
 
 /* Sentinels: addresses no user value can be (they are private objects). */
-extern char sm_expunged_obj, sm_nilval_obj;
-#define EXPUNGED ((void *)&sm_expunged_obj)
-#define NILVAL ((void *)&sm_nilval_obj)
+extern char syncmap__expunged_obj, syncmap__nilval_obj;
+#define EXPUNGED ((void *)&syncmap__expunged_obj)
+#define NILVAL ((void *)&syncmap__nilval_obj)
 
 /* ---- retirement ------------------------------------------------------------ */
 
@@ -150,7 +150,7 @@ struct sm_table {
 	struct sm_retired node;
 	/* clear: the dirty table retired with this snapshot, the next shard's
 	 * pair, and the length subtracted when they were dropped (see
-	 * sm_clear_retire) */
+	 * syncmap__clear_retire) */
 	struct sm_table *peer;
 	struct sm_table *clear_next;
 	long len_snapshot;
@@ -216,9 +216,9 @@ struct sm_shard {
 };
 
 /* Every unwritten shard of every map; m->read[i] of an unwritten shard is
- * sm_table_unwritten: empty, never amended, never written. */
-extern struct sm_shard sm_shard_unwritten;
-extern struct sm_table sm_table_unwritten;
+ * syncmap__table_unwritten: empty, never amended, never written. */
+extern struct sm_shard syncmap__shard_unwritten;
+extern struct sm_table syncmap__table_unwritten;
 
 #define READ_AMENDED ((uintptr_t)1)
 
@@ -255,13 +255,13 @@ static inline bool sm_stripe_trylock(struct sm_stripe *st)
 	       !atomic_exchange_explicit(&st->lock, 1, memory_order_acquire);
 }
 
-void sm_stripe_lock_slow(struct sm_stripe *st);
+void syncmap__stripe_lock_slow(struct sm_stripe *st);
 
 static inline void sm_stripe_lock(struct sm_stripe *st)
 {
 	if (__builtin_expect(!atomic_exchange_explicit(&st->lock, 1, memory_order_acquire), 1))
 		return;
-	sm_stripe_lock_slow(st);
+	syncmap__stripe_lock_slow(st);
 }
 
 static inline void sm_stripe_unlock(struct sm_stripe *st)
@@ -298,7 +298,7 @@ struct syncmap {
 	struct rcu_head final_rcu;  /* syncmap_free that could not wait */
 	struct sm_retired *final_chain; /* that case: the stripes' leftovers */
 
-	/* Shard i, or &sm_shard_unwritten until its first write. */
+	/* Shard i, or &syncmap__shard_unwritten until its first write. */
 	_Atomic(struct sm_shard *) *shard;
 	/* Shard i's snapshot word (see the top); packed, 8 to a cache line:
 	 * written only by promotions and the first new key after one. */
@@ -345,29 +345,29 @@ static inline struct sm_shard *shard_of(const struct syncmap *m, uint64_t hash)
  * detector aborts a thread that holds more than 64 mutexes (a 64-shard
  * clear held 65).
  */
-void sm_gate_wait(struct syncmap *m);
+void syncmap__gate_wait(struct syncmap *m);
 
 static inline void sm_gate_pass(struct syncmap *m)
 {
 	if (__builtin_expect(atomic_load_explicit(&m->gate, memory_order_acquire) & 1, 0))
-		sm_gate_wait(m);
+		syncmap__gate_wait(m);
 }
 
 /* Close the gate (waiting for a clear or fork that holds it); open it. */
-void sm_gate_close(struct syncmap *m);
-void sm_gate_open(struct syncmap *m);
+void syncmap__gate_close(struct syncmap *m);
+void syncmap__gate_open(struct syncmap *m);
 
 /* ---- thread slot and length -------------------------------------------------- */
 
 /* This thread's stripe index (assigned round-robin on first use). */
-unsigned sm_thread_slot_init(void);
-extern SM_TLS unsigned sm_thread_slot_plus1;
+unsigned syncmap__thread_slot_init(void);
+extern SM_TLS unsigned syncmap__thread_slot_plus1;
 
 static inline struct sm_stripe *my_stripe(const struct syncmap *m)
 {
-	unsigned s = sm_thread_slot_plus1;
+	unsigned s = syncmap__thread_slot_plus1;
 	if (__builtin_expect(s == 0, 0))
-		s = sm_thread_slot_init();
+		s = syncmap__thread_slot_init();
 	return &m->stripes[(s - 1) & m->stripe_mask];
 }
 
@@ -400,23 +400,23 @@ static inline void *decode_value(const struct syncmap *m, void *p)
 }
 
 /* ---- entries.c: entry allocation ---------------------------------------------- */
-struct sm_entry *sm_entry_alloc(struct sm_shard *s);           /* under mu; NULL on ENOMEM */
-void sm_entry_free_locked(struct sm_shard *s, struct sm_entry *e); /* under mu, no reader can hold e */
+struct sm_entry *syncmap__entry_alloc(struct sm_shard *s);           /* under mu; NULL on ENOMEM */
+void syncmap__entry_free_locked(struct sm_shard *s, struct sm_entry *e); /* under mu, no reader can hold e */
 /* From a callback: return a chain (linked through p) of `n` dead entries. */
-void sm_entry_free_chain(struct sm_shard *s, struct sm_entry *first, struct sm_entry *last, long n);
-void sm_entries_destroy(struct sm_shard *s);
+void syncmap__entry_free_chain(struct sm_shard *s, struct sm_entry *first, struct sm_entry *last, long n);
+void syncmap__entries_destroy(struct sm_shard *s);
 
 /* ---- reclaim.c: grace-period reclamation --------------------------------------- */
 /* Encode a value for an entry word; boxed maps allocate (NULL on ENOMEM). */
-void *sm_value_new(struct syncmap *m, void *val);
+void *syncmap__value_new(struct syncmap *m, void *val);
 /* Free an encoded value that was never published. */
-void sm_value_discard(struct syncmap *m, void *p);
+void syncmap__value_discard(struct syncmap *m, void *p);
 /* An encoded value left the map: free it (and pass it to free_value, unless
  * keep_value: the caller keeps it) after a grace period.  Never fails. */
-void sm_value_retire(struct syncmap *m, void *p, bool keep_value);
+void syncmap__value_retire(struct syncmap *m, void *p, bool keep_value);
 /* A snapshot was replaced by promotion: free it, the entries expunged from
  * it and their keys after a grace period. */
-void sm_table_retire_snapshot(struct syncmap *m, struct sm_table *t);
+void syncmap__table_retire_snapshot(struct syncmap *m, struct sm_table *t);
 /* Clear: every shard's snapshot and dirty map go together, as one retired
  * object, with every entry, key and value in them; len_snapshot is added
  * back to syncmap_len, less the values found, once they are all freed (so
@@ -426,42 +426,42 @@ struct sm_clear {
 	size_t bytes;
 };
 /* Add a shard's pair (either may be NULL) to the clear. */
-void sm_clear_add(struct sm_clear *c, struct sm_table *read, struct sm_table *dirty);
+void syncmap__clear_add(struct sm_clear *c, struct sm_table *read, struct sm_table *dirty);
 /* Retire everything added (nothing if nothing was); returns false if there
  * was nothing to retire. */
-bool sm_clear_retire(struct syncmap *m, struct sm_clear *c, long len_snapshot);
+bool syncmap__clear_retire(struct syncmap *m, struct sm_clear *c, long len_snapshot);
 /* Free now what sm_tables_retire_cleared frees later; returns the values
  * that were present. */
-long sm_tables_free_all(struct syncmap *m, struct sm_table *read, struct sm_table *dirty);
-void sm_table_destroy(struct sm_table *t);
+long syncmap__tables_free_all(struct syncmap *m, struct sm_table *read, struct sm_table *dirty);
+void syncmap__table_destroy(struct sm_table *t);
 /* After an operation returned from its read section: wait for a grace
  * period and free the batch this thread set aside because the backlog was
  * over its limit (reclaim.c), or queue it where waiting is not allowed. */
 struct sm_batch;
-void sm_reclaim_help(void);
-extern SM_TLS struct sm_batch *sm_help_batch;
+void syncmap__reclaim_help(void);
+extern SM_TLS struct sm_batch *syncmap__help_batch;
 static inline void sm_reclaim_after_op(void)
 {
-	if (__builtin_expect(sm_help_batch != NULL, 0))
-		sm_reclaim_help();
+	if (__builtin_expect(syncmap__help_batch != NULL, 0))
+		syncmap__reclaim_help();
 }
 /* At syncmap_read_unlock: a thread that queued batches over the limit from
  * inside a read section waits, once out of it, for the backlog to drain
  * (at most 20 ms). */
-void sm_reclaim_throttle(void);
-extern SM_TLS bool sm_help_owed;
+void syncmap__reclaim_throttle(void);
+extern SM_TLS bool syncmap__help_owed;
 /* Objects and library bytes retired by m and not yet freed. */
-void sm_reclaim_pending(struct syncmap *m, uint64_t *objs, uint64_t *bytes);
+void syncmap__reclaim_pending(struct syncmap *m, uint64_t *objs, uint64_t *bytes);
 /* syncmap_free: frees everything retired by m (waiting for liburcu's
  * callbacks), the values and tables still in its shards, and the map; or,
  * where waiting could deadlock, has the last callback do it. */
-void sm_reclaim_free_map(struct syncmap *m);
+void syncmap__reclaim_free_map(struct syncmap *m);
 
 /* ---- fork.c ------------------------------------------------------------------- */
 /* Once per process: fork handlers, liburcu's callback thread. */
-void sm_fork_init(void);
-void sm_registry_add(struct syncmap *m);
-void sm_registry_remove(struct syncmap *m);
-bool sm_fork_calls_liburcu_enabled(void);
+void syncmap__fork_init(void);
+void syncmap__registry_add(struct syncmap *m);
+void syncmap__registry_remove(struct syncmap *m);
+bool syncmap__fork_calls_liburcu_enabled(void);
 
 #endif

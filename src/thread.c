@@ -11,25 +11,25 @@
 
 #include <sched.h>
 
-SM_TLS unsigned sm_thread_slot_plus1;
+SM_TLS unsigned syncmap__thread_slot_plus1;
 static atomic_uint next_slot;
 
-unsigned sm_thread_slot_init(void)
+unsigned syncmap__thread_slot_init(void)
 {
 	unsigned s = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) % (1u << 30) + 1;
-	sm_thread_slot_plus1 = s;
+	syncmap__thread_slot_plus1 = s;
 	return s;
 }
 
 /* A clear holds the gate for O(shards) lock/swap/unlock steps
  * (microseconds): yielding is enough. */
-void sm_gate_wait(struct syncmap *m)
+void syncmap__gate_wait(struct syncmap *m)
 {
 	while (atomic_load_explicit(&m->gate, memory_order_acquire) & 1)
 		sched_yield();
 }
 
-void sm_gate_close(struct syncmap *m)
+void syncmap__gate_close(struct syncmap *m)
 {
 	for (;;) {
 		unsigned g = atomic_load_explicit(&m->gate, memory_order_relaxed);
@@ -40,7 +40,7 @@ void sm_gate_close(struct syncmap *m)
 	}
 }
 
-void sm_gate_open(struct syncmap *m)
+void syncmap__gate_open(struct syncmap *m)
 {
 	atomic_fetch_add_explicit(&m->gate, 1, memory_order_release);
 }

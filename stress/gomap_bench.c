@@ -127,7 +127,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "blockcache.h" /* sm_block_cache_stats */
+#include "blockcache.h" /* syncmap__block_cache_stats */
 #include "common.h"     /* sm_splitmix64, sm_rng (xorshift64*), sm_now_ns, sm_percentiles */
 #include "gomap.h"
 #include "heap_bytes.h" /* mmap-aware heap size */
@@ -635,8 +635,8 @@ static void run_sizes(size_t *sizes, size_t nsizes, unsigned ops, int reps, uint
  * them out and bytes_per_entry_cached shows them. */
 static long long block_cache_bytes(void)
 {
-	struct sm_block_cache_stats st;
-	sm_block_cache_stats(&st);
+	struct syncmap__block_cache_stats st;
+	syncmap__block_cache_stats(&st);
 	return (long long)st.bytes;
 }
 
@@ -794,7 +794,7 @@ int main(int argc, char **argv)
 			double mb = strtod(val, &end);
 			if (*end || mb < 0)
 				die("bad -block-cache-mb \"%s\"", val);
-			sm_block_cache_set_limit((size_t)(mb * 1048576.0));
+			syncmap__block_cache_set_limit((size_t)(mb * 1048576.0));
 		} else if (!strcmp(name, "-mem-n"))
 			mem_n = parse_size(val);
 		else if (!strcmp(name, "-loop-warmup")) {

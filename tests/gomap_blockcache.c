@@ -29,10 +29,10 @@
 
 static struct test_rng rng;
 
-static struct sm_block_cache_stats cstats(void)
+static struct syncmap__block_cache_stats cstats(void)
 {
-	struct sm_block_cache_stats st;
-	sm_block_cache_stats(&st);
+	struct syncmap__block_cache_stats st;
+	syncmap__block_cache_stats(&st);
 	return st;
 }
 
@@ -66,33 +66,33 @@ TEST(test_block_reuse_is_zero)
 {
 	const size_t n = ((size_t)1 << 20) + 3 * 144; /* sizes need not be page multiples */
 	const size_t dirty = 300000;
-	struct sm_block_cache_stats s0 = cstats();
+	struct syncmap__block_cache_stats s0 = cstats();
 	ASSERT_EQ(s0.limit, SM_BLOCK_CACHE_LIMIT);
-	unsigned char *p = sm_block_alloc(n);
+	unsigned char *p = syncmap__block_alloc(n);
 	ASSERT(p != NULL);
 	ASSERT_EQ((uintptr_t)p % 16, 0);
 	ASSERT_EQ(cstats().fresh, s0.fresh + 1);
 	ASSERT_TRUE(all_zero(p, n));
 	memset(p, 0xA5, dirty);
-	sm_block_free(p, n, dirty);
-	struct sm_block_cache_stats s1 = cstats();
+	syncmap__block_free(p, n, dirty);
+	struct syncmap__block_cache_stats s1 = cstats();
 	ASSERT_EQ(s1.bytes, s0.bytes + n);
 	ASSERT_EQ(s1.blocks, s0.blocks + 1);
 	ASSERT_EQ(s1.cached, s0.cached + 1);
 	ASSERT_EQ(s1.reserved, 0);
 
-	ASSERT(sm_block_alloc(n + 4096) != p); /* another size: not this block */
-	unsigned char *q = sm_block_alloc(n);
+	ASSERT(syncmap__block_alloc(n + 4096) != p); /* another size: not this block */
+	unsigned char *q = syncmap__block_alloc(n);
 	ASSERT_PTR_EQ(q, p);
-	struct sm_block_cache_stats s2 = cstats();
+	struct syncmap__block_cache_stats s2 = cstats();
 	ASSERT_EQ(s2.hits, s1.hits + 1);
 	ASSERT_EQ(s2.bytes, s0.bytes);
 	ASSERT_TRUE(all_zero(q, n));
-	sm_block_free(q, n, n);
+	syncmap__block_free(q, n, n);
 	/* Small blocks (calloc) are never cached. */
-	void *s = sm_block_alloc(SM_MMAP_MIN - 16);
+	void *s = syncmap__block_alloc(SM_MMAP_MIN - 16);
 	ASSERT(s != NULL);
-	sm_block_free(s, SM_MMAP_MIN - 16, SM_MMAP_MIN - 16);
+	syncmap__block_free(s, SM_MMAP_MIN - 16, SM_MMAP_MIN - 16);
 	ASSERT_EQ(cstats().blocks, s0.blocks + 1);
 }
 
@@ -101,17 +101,17 @@ TEST(test_block_reuse_is_zero)
 TEST(test_block_bound)
 {
 	const size_t n = (size_t)1 << 20;
-	ASSERT_EQ(sm_block_cache_set_limit(4 * n), SM_BLOCK_CACHE_LIMIT);
-	struct sm_block_cache_stats s0 = cstats();
+	ASSERT_EQ(syncmap__block_cache_set_limit(4 * n), SM_BLOCK_CACHE_LIMIT);
+	struct syncmap__block_cache_stats s0 = cstats();
 	unsigned char *p[6];
 	for (int i = 0; i < 6; i++) {
-		p[i] = sm_block_alloc(n);
+		p[i] = syncmap__block_alloc(n);
 		ASSERT(p[i] != NULL);
 		memset(p[i], 1, n);
 	}
 	for (int i = 0; i < 6; i++)
-		sm_block_free(p[i], n, n);
-	struct sm_block_cache_stats s1 = cstats();
+		syncmap__block_free(p[i], n, n);
+	struct syncmap__block_cache_stats s1 = cstats();
 	ASSERT_EQ(s1.bytes, 4 * n);
 	ASSERT_EQ(s1.blocks, 4);
 	ASSERT_EQ(s1.rejected, s0.rejected + 2);
@@ -120,15 +120,15 @@ TEST(test_block_bound)
 	for (int i = 4; i < 6; i++)
 		ASSERT_FALSE(mapped(p[i])); /* given back to the system */
 
-	ASSERT_EQ(sm_block_cache_set_limit(n), 4 * n);
-	struct sm_block_cache_stats s2 = cstats();
+	ASSERT_EQ(syncmap__block_cache_set_limit(n), 4 * n);
+	struct syncmap__block_cache_stats s2 = cstats();
 	ASSERT_EQ(s2.bytes, n);
 	ASSERT_EQ(s2.blocks, 1);
 	size_t still = 0;
 	for (int i = 0; i < 4; i++)
 		still += mapped(p[i]);
 	ASSERT_EQ(still, 1);
-	sm_block_cache_set_limit(0);
+	syncmap__block_cache_set_limit(0);
 	ASSERT_EQ(cstats().bytes, 0);
 	for (int i = 0; i < 6; i++)
 		ASSERT_FALSE(mapped(p[i]));
@@ -142,8 +142,8 @@ TEST(test_block_release_steps)
 	const size_t budget = (size_t)256 << 10, page = (size_t)sysconf(_SC_PAGESIZE);
 	const size_t n = ((size_t)3 << 20) + 5 * 144, dirty = ((size_t)2 << 20) + 100;
 	for (int mode = 0; mode < 2; mode++) { /* 0: into the cache; 1: cache full */
-		sm_block_cache_set_limit(mode == 0 ? SM_BLOCK_CACHE_LIMIT : 0);
-		unsigned char *p = sm_block_alloc(n);
+		syncmap__block_cache_set_limit(mode == 0 ? SM_BLOCK_CACHE_LIMIT : 0);
+		unsigned char *p = syncmap__block_alloc(n);
 		ASSERT(p != NULL);
 		memset(p, 0x5A, dirty);
 		struct sm_block_release *r = (struct sm_block_release *)p; /* inside the block */
@@ -151,7 +151,7 @@ TEST(test_block_release_steps)
 		size_t total = 0, steps = 0;
 		for (bool done = false; !done;) {
 			size_t rel = 0, wk = 0;
-			done = sm_block_release_step(p, n, dirty, r, budget, &rel, &wk);
+			done = syncmap__block_release_step(p, n, dirty, r, budget, &rel, &wk);
 			ASSERT_LE(wk, budget + (mode ? page : 0));
 			ASSERT_LE(rel, n);
 			total += rel;
@@ -164,19 +164,19 @@ TEST(test_block_release_steps)
 		if (mode == 0) {
 			/* Only the dirty prefix cost steps: the rest was zero. */
 			ASSERT_EQ(steps + 1, (dirty + budget - 1) / budget);
-			ASSERT_PTR_EQ(sm_block_alloc(n), p);
+			ASSERT_PTR_EQ(syncmap__block_alloc(n), p);
 			ASSERT_TRUE(all_zero(p, n));
-			sm_block_free(p, n, 0);
+			syncmap__block_free(p, n, 0);
 		} else {
 			ASSERT_FALSE(mapped(p));
 		}
 	}
 	/* SIZE_MAX finishes at once. */
-	sm_block_cache_set_limit(SM_BLOCK_CACHE_LIMIT);
-	void *p = sm_block_alloc(n);
+	syncmap__block_cache_set_limit(SM_BLOCK_CACHE_LIMIT);
+	void *p = syncmap__block_alloc(n);
 	struct sm_block_release r = {0};
 	size_t rel = 0, wk = 0;
-	ASSERT_TRUE(sm_block_release_step(p, n, n, &r, SIZE_MAX, &rel, &wk));
+	ASSERT_TRUE(syncmap__block_release_step(p, n, n, &r, SIZE_MAX, &rel, &wk));
 	ASSERT_EQ(rel, n);
 	ASSERT_EQ(cstats().blocks, 1);
 }
@@ -186,25 +186,25 @@ TEST(test_block_release_steps)
 TEST(test_block_fault_injection)
 {
 	const size_t n = (size_t)1 << 20;
-	void *p = sm_block_alloc(n);
-	sm_block_free(p, n, n);
+	void *p = syncmap__block_alloc(n);
+	syncmap__block_free(p, n, n);
 	ASSERT_EQ(cstats().blocks, 1);
-	sm_fault_arm(1);
+	syncmap__fault_arm(1);
 	errno = 0;
-	ASSERT(sm_block_alloc(n) == NULL);
+	ASSERT(syncmap__block_alloc(n) == NULL);
 	ASSERT_EQ(errno, ENOMEM);
-	ASSERT_TRUE(sm_fault_fired());
-	sm_fault_stop();
+	ASSERT_TRUE(syncmap__fault_fired());
+	syncmap__fault_stop();
 	ASSERT_EQ(cstats().blocks, 1);
-	sm_fault_count_start();
-	void *q = sm_block_alloc(n); /* a hit */
-	void *r = sm_block_alloc(n); /* a miss */
-	ASSERT_EQ(sm_fault_count(), 2);
-	sm_fault_stop();
+	syncmap__fault_count_start();
+	void *q = syncmap__block_alloc(n); /* a hit */
+	void *r = syncmap__block_alloc(n); /* a miss */
+	ASSERT_EQ(syncmap__fault_count(), 2);
+	syncmap__fault_stop();
 	ASSERT_PTR_EQ(q, p);
 	ASSERT(r != NULL);
-	sm_block_free(q, n, 0);
-	sm_block_free(r, n, 0);
+	syncmap__block_free(q, n, 0);
+	syncmap__block_free(r, n, 0);
 }
 
 /* ---- through gomap ----------------------------------------------------- */
@@ -253,7 +253,7 @@ static void map_cycle(size_t n, unsigned flags, struct cycle *cy)
 {
 	struct gomap *m = malloc(sizeof(*m));
 	ASSERT(m != NULL);
-	ASSERT_EQ(gomap_init(m, 0, 0, flags), 0);
+	ASSERT_EQ(gomap__init(m, 0, 0, flags), 0);
 	size_t grows = 0;
 	for (uint64_t k = 0; k < n; k++) {
 		uint64_t key = k * 0x9E3779B97F4A7C15ULL;
@@ -286,7 +286,7 @@ static void map_cycle(size_t n, unsigned flags, struct cycle *cy)
 	}
 	gomap_check_invariants(m);
 	ASSERT_EQ(gomap_len(m), 0);
-	gomap_destroy(m);
+	gomap__destroy(m);
 	free(m);
 }
 
@@ -299,13 +299,13 @@ TEST(test_map_reuse)
 	const size_t n = 100000; /* arrays up to B = 14, 2.5 MB */
 	struct cycle cy = {0};
 	map_cycle(n, 0, &cy);
-	struct sm_block_cache_stats s1 = cstats();
+	struct syncmap__block_cache_stats s1 = cstats();
 	ASSERT_GT(s1.fresh, 0);
 	ASSERT_GT(s1.blocks, 0);
 	ASSERT_LE(s1.bytes, s1.limit);
 	for (int round = 0; round < 3; round++)
 		map_cycle(n, round == 1 ? GOMAP_INIT_HUGE_LATER : 0, &cy);
-	struct sm_block_cache_stats s2 = cstats();
+	struct syncmap__block_cache_stats s2 = cstats();
 	printf("  first cycle: %zu blocks mapped; next three: %zu more, %zu hits; cache holds %zu blocks, %zu bytes\n",
 	       s1.fresh, s2.fresh - s1.fresh, s2.hits - s1.hits, s2.blocks, s2.bytes);
 	ASSERT_EQ(s2.fresh, s1.fresh);
@@ -317,10 +317,10 @@ TEST(test_map_reuse)
  * and the bounds hold. */
 TEST(test_map_cache_full)
 {
-	sm_block_cache_set_limit(0);
+	syncmap__block_cache_set_limit(0);
 	struct cycle cy = {0};
 	map_cycle(100000, 0, &cy);
-	struct sm_block_cache_stats st = cstats();
+	struct syncmap__block_cache_stats st = cstats();
 	ASSERT_EQ(st.blocks, 0);
 	ASSERT_EQ(st.hits, 0);
 	ASSERT_GT(st.rejected, 0);
@@ -354,7 +354,7 @@ static int vma_has_hugepage(const void *p)
 }
 
 /* Arrays of 2 MiB and more still get the advice, reused or not; a
- * GOMAP_INIT_HUGE_LATER map gets it from gomap_advise_huge, not at
+ * GOMAP_INIT_HUGE_LATER map gets it from gomap__advise_huge, not at
  * allocation (a block reused from the cache is resident already, so it
  * costs no faults either way). */
 TEST(test_huge_advice)
@@ -363,7 +363,7 @@ TEST(test_huge_advice)
 	size_t probe_n = (size_t)4 << 20;
 	void *probe = mmap(NULL, probe_n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT(probe != MAP_FAILED);
-	sm_advise_huge(probe, probe_n);
+	syncmap__advise_huge(probe, probe_n);
 	int ok = vma_has_hugepage(probe);
 	munmap(probe, probe_n);
 	if (ok != 1) {
@@ -371,31 +371,31 @@ TEST(test_huge_advice)
 		return;
 	}
 	const size_t hint = 100000; /* B = 14: 2.5 MB */
-	sm_block_cache_set_limit(0);  /* fresh blocks first */
+	syncmap__block_cache_set_limit(0);  /* fresh blocks first */
 	struct gomap g;
-	ASSERT_EQ(gomap_init(&g, 1, hint, GOMAP_INIT_HUGE_LATER), 0);
+	ASSERT_EQ(gomap__init(&g, 1, hint, GOMAP_INIT_HUGE_LATER), 0);
 	ASSERT_GE(g.buckets->bytes, (size_t)2 << 20);
 	ASSERT_EQ(vma_has_hugepage(g.buckets), 0);
-	gomap_advise_huge(&g);
+	gomap__advise_huge(&g);
 	ASSERT_EQ(vma_has_hugepage(g.buckets), 1);
-	gomap_destroy(&g);
+	gomap__destroy(&g);
 
-	sm_block_cache_set_limit(SM_BLOCK_CACHE_LIMIT);
-	ASSERT_EQ(gomap_init(&g, 1, hint, 0), 0);
+	syncmap__block_cache_set_limit(SM_BLOCK_CACHE_LIMIT);
+	ASSERT_EQ(gomap__init(&g, 1, hint, 0), 0);
 	void *first = g.buckets;
 	ASSERT_EQ(vma_has_hugepage(first), 1);
-	gomap_destroy(&g); /* into the cache */
+	gomap__destroy(&g); /* into the cache */
 	size_t hits = cstats().hits;
-	ASSERT_EQ(gomap_init(&g, 1, hint, 0), 0);
+	ASSERT_EQ(gomap__init(&g, 1, hint, 0), 0);
 	ASSERT_PTR_EQ(g.buckets, first);
 	ASSERT_EQ(cstats().hits, hits + 1);
 	ASSERT_EQ(vma_has_hugepage(g.buckets), 1);
-	gomap_destroy(&g);
-	ASSERT_EQ(gomap_init(&g, 1, hint, GOMAP_INIT_HUGE_LATER), 0);
+	gomap__destroy(&g);
+	ASSERT_EQ(gomap__init(&g, 1, hint, GOMAP_INIT_HUGE_LATER), 0);
 	ASSERT_PTR_EQ(g.buckets, first);
-	gomap_advise_huge(&g);
+	gomap__advise_huge(&g);
 	ASSERT_EQ(vma_has_hugepage(g.buckets), 1);
-	gomap_destroy(&g);
+	gomap__destroy(&g);
 }
 
 /* ---- threads ------------------------------------------------------------ */
@@ -419,9 +419,9 @@ static void *worker_main(void *arg)
 	test_rng_init(&r, w->seed);
 	for (size_t it = 0; it < w->iters; it++) {
 		size_t n = sizes[test_rng_below(&r, 4)];
-		unsigned char *p = sm_block_alloc(n);
+		unsigned char *p = syncmap__block_alloc(n);
 		if (!p)
-			TEST_FAIL("sm_block_alloc(%zu) failed", n);
+			TEST_FAIL("syncmap__block_alloc(%zu) failed", n);
 		/* Full check now and then; the first and last bytes always. */
 		if (it % 16 == 0) {
 			if (!all_zero(p, n))
@@ -433,11 +433,11 @@ static void *worker_main(void *arg)
 		size_t dirty = (size_t)test_rng_below(&r, n + 1);
 		memset(p, (int)(it | 1), dirty);
 		if (test_rng_below(&r, 2)) {
-			sm_block_free(p, n, dirty);
+			syncmap__block_free(p, n, dirty);
 		} else {
 			struct sm_block_release rel = {0};
 			size_t released = 0, worked = 0;
-			while (!sm_block_release_step(p, n, dirty, &rel, (size_t)64 << 10, &released, &worked))
+			while (!syncmap__block_release_step(p, n, dirty, &rel, (size_t)64 << 10, &released, &worked))
 				;
 			if (released != n)
 				TEST_FAIL("released %zu of %zu", released, n);
@@ -448,7 +448,7 @@ static void *worker_main(void *arg)
 
 TEST(test_threads)
 {
-	sm_block_cache_set_limit((size_t)8 << 20); /* some cached, some given back */
+	syncmap__block_cache_set_limit((size_t)8 << 20); /* some cached, some given back */
 	struct worker w[NTHREADS];
 	size_t iters = (size_t)(2000 * test_scale());
 	if (iters < 200)
@@ -462,7 +462,7 @@ TEST(test_threads)
 		ASSERT_EQ(pthread_join(w[i].t, NULL), 0);
 		checked += w[i].reused_checked;
 	}
-	struct sm_block_cache_stats st = cstats();
+	struct syncmap__block_cache_stats st = cstats();
 	printf("  %d threads x %zu blocks: %zu hits, %zu mapped, %zu rejected; %zu checked whole\n", NTHREADS, iters,
 	       st.hits, st.fresh, st.rejected, checked);
 	ASSERT_GT(st.hits, 0);

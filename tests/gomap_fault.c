@@ -17,7 +17,7 @@
  *     shrink a delete starts and clear's fresh array are optional) is
  *     checked in full as well;
  *   - later operations work normally, the final state equals the
- *     reference, and the failure really happened (sm_fault_fired()).
+ *     reference, and the failure really happened (syncmap__fault_fired()).
  * ASAN/LSAN builds also check that no failure path leaks.
  *
  * SPDX-License-Identifier: MIT
@@ -297,7 +297,7 @@ static void replay(long N)
 	ref_init(&ref);
 	struct gomap *m = NULL;
 	if (N > 0)
-		sm_fault_arm(N);
+		syncmap__fault_arm(N);
 	bool fired_before = false;
 	for (size_t i = 0; i < nseq; i++) {
 		const struct op *o = &seq[i];
@@ -315,7 +315,7 @@ static void replay(long N)
 			m = gomap_new(&opt);
 			if (!m) {
 				ASSERT_EQ(errno, ENOMEM);
-				ASSERT_TRUE(N > 0 && sm_fault_fired());
+				ASSERT_TRUE(N > 0 && syncmap__fault_fired());
 				site_hits[S_NEW]++;
 				m = gomap_new(&opt); /* the one failure is spent */
 				ASSERT(m != NULL);
@@ -326,7 +326,7 @@ static void replay(long N)
 			struct ref_entry *e = ref_find(&ref, o->key, o->klen);
 			rc = gomap_put(m, o->key, o->klen, o->val);
 			if (rc == -ENOMEM) {
-				ASSERT_TRUE(N > 0 && sm_fault_fired() && !fired_before);
+				ASSERT_TRUE(N > 0 && syncmap__fault_fired() && !fired_before);
 				struct gomap_work w1;
 				gomap_work(m, &w1);
 				if (w1.grows + w1.same_size_grows + w1.shrinks > w0.grows + w0.same_size_grows + w0.shrinks)
@@ -368,7 +368,7 @@ static void replay(long N)
 			break;
 		}
 		ASSERT_EQ(gomap_len(m), ref.count);
-		bool fired = N > 0 && sm_fault_fired();
+		bool fired = N > 0 && syncmap__fault_fired();
 		if (fired && !fired_before) {
 			/* This op hit the failure: whatever it returned, the map
 			 * must match the reference now. */
@@ -383,9 +383,9 @@ static void replay(long N)
 		fired_before = fired;
 	}
 	check_all(m, &ref);
-	if (N > 0 && !sm_fault_fired())
+	if (N > 0 && !syncmap__fault_fired())
 		TEST_FAIL("allocation %ld of the sequence never happened", N);
-	sm_fault_stop();
+	syncmap__fault_stop();
 	gomap_free(m);
 	ref_destroy(&ref);
 }
@@ -397,10 +397,10 @@ int main(void)
 	build_sequence();
 
 	/* Dry run: no failure, count allocations. */
-	sm_fault_count_start();
+	syncmap__fault_count_start();
 	replay(0);
-	long T = sm_fault_count();
-	sm_fault_stop();
+	long T = syncmap__fault_count();
+	syncmap__fault_stop();
 	printf("%zu operations, %ld allocations\n", nseq, T);
 	ASSERT_GT(T, 50);
 

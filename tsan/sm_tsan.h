@@ -47,6 +47,6 @@ void __tsan_release(void *addr);
 #endif
 
 /* One synchronization object meaning "a read section ended". */
-extern char sm_tsan_gp_token;
+extern char syncmap__tsan_gp_token;
 
 #endif

@@ -19,7 +19,7 @@
  *                      beyond 30000 keys)
  *                13    bulk: delete up to (next byte) * 4 of those
  *                14    the next operation runs with allocation number
- *                      (next byte % 24 + 1) failing (sm_fault_arm)
+ *                      (next byte % 24 + 1) failing (syncmap__fault_arm)
  *                15    clear (when the next byte is < 32), else get key
  *   key: a byte L, then
  *     L >= 0xF0: the key of an earlier operation (ring of 16 recent keys)
@@ -234,7 +234,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		}
 		if (s.fault)
-			sm_fault_arm(s.fault);
+			syncmap__fault_arm(s.fault);
 		if (c <= 4) {
 			read_key(&in, &k);
 			do_put(&s, k.b, k.len);
@@ -276,7 +276,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 		}
 		if (s.fault) {
-			sm_fault_stop();
+			syncmap__fault_stop();
 			s.fault = 0;
 		}
 		if (gomap_len(s.m) != s.ref.count)
@@ -286,7 +286,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			gomap_check_invariants(s.m);
 		}
 	}
-	sm_fault_stop();
+	syncmap__fault_stop();
 	while (s.iterating)
 		iter_step(&s);
 	ref_check_equal(s.m, &s.ref);

@@ -65,10 +65,10 @@ static bool count_fn(const void *key, size_t klen, void *val, void *ctx)
 /* Count the library's allocations during `body`. */
 #define ALLOCS(body)                                                      \
 	({                                                                \
-		sm_fault_count_start();                                   \
+		syncmap__fault_count_start();                                   \
 		body;                                                     \
-		long n_ = sm_fault_count();                               \
-		sm_fault_stop();                                          \
+		long n_ = syncmap__fault_count();                               \
+		syncmap__fault_stop();                                          \
 		n_;                                                       \
 	})
 
@@ -393,11 +393,11 @@ static void test_out_pointers(void)
 
 static void test_new_enomem(void)
 {
-	sm_fault_arm(1);
+	syncmap__fault_arm(1);
 	errno = 0;
 	struct syncmap *m = syncmap_new(NULL);
-	ASSERT_TRUE(sm_fault_fired());
-	sm_fault_stop();
+	ASSERT_TRUE(syncmap__fault_fired());
+	syncmap__fault_stop();
 	ASSERT(m == NULL);
 	ASSERT_EQ(errno, ENOMEM);
 	/* zeroed options = defaults */

@@ -14,7 +14,7 @@
  * clear.
  *
  * A first run counts the allocations T.  Then for N = 1..T (every N up to
- * 5000 x TEST_SCALE, a stride above that) the sequence is replayed with sm_fault_arm(N):
+ * 5000 x TEST_SCALE, a stride above that) the sequence is replayed with syncmap__fault_arm(N):
  *   - syncmap_new failing returns NULL with errno = ENOMEM;
  *   - an operation that reports ENOMEM (store/swap/load_or_store -ENOMEM,
  *     compare_and_swap false with errno ENOMEM) must leave the map as it
@@ -30,7 +30,7 @@
  *     (deleted entries come back to life in the snapshot, lock-free),
  *     promotes with a range and checks everything: an entry the dirty map
  *     lost shows up there; then it deletes those keys again;
- *   - sm_fault_fired() must be true at the end of the replay;
+ *   - syncmap__fault_fired() must be true at the end of the replay;
  *   - at the end every value stored was freed exactly once.
  * Replays run inside one read section, so no grace period ends during a
  * replay and recycled entries cannot make the allocation sequence depend on
@@ -397,15 +397,15 @@ static long replay(const struct seq *q, const struct keyset *ks, bool boxed, str
 	r->n = n;
 	struct syncmap_options o = {.free_value = boxed ? tv_free_value : NULL, .free_ctx = tr, .seed = map_seed, .shards = test_shards()};
 	if (n > 0)
-		sm_fault_arm(n);
+		syncmap__fault_arm(n);
 	else
-		sm_fault_count_start();
+		syncmap__fault_count_start();
 	errno = 0;
 	r->m = syncmap_new(&o);
 	if (!r->m) {
-		if (n != 1 || errno != ENOMEM || !sm_fault_fired())
+		if (n != 1 || errno != ENOMEM || !syncmap__fault_fired())
 			RFAIL("syncmap_new failed: errno %d", errno);
-		sm_fault_stop();
+		syncmap__fault_stop();
 		if (ty)
 			ty->replays++, ty->enomem_ops++;
 		return 0;
@@ -413,11 +413,11 @@ static long replay(const struct seq *q, const struct keyset *ks, bool boxed, str
 	bool fired = false;
 	for (r->step = 0; r->step < q->n; r->step++) {
 		bool enomem = run_step(r, &q->s[r->step]);
-		bool first = !fired && n > 0 && sm_fault_fired();
+		bool first = !fired && n > 0 && syncmap__fault_fired();
 		if (first)
 			probe(r); /* before anything else can promote */
 		if (enomem) {
-			if (n == 0 || !sm_fault_fired())
+			if (n == 0 || !syncmap__fault_fired())
 				RFAIL("ENOMEM without an injected failure");
 			r->enomem_ops++;
 			check_full(r, "after ENOMEM");
@@ -430,10 +430,10 @@ static long replay(const struct seq *q, const struct keyset *ks, bool boxed, str
 			check_full(r, enomem ? "after the retry" : "after an absorbed failure");
 		}
 	}
-	long made = sm_fault_count();
-	if (n > 0 && !sm_fault_fired())
+	long made = syncmap__fault_count();
+	if (n > 0 && !syncmap__fault_fired())
 		RFAIL("the armed allocation never came (%ld made)", made);
-	sm_fault_stop();
+	syncmap__fault_stop();
 	if (ty) {
 		ty->replays++;
 		ty->enomem_ops += r->enomem_ops;

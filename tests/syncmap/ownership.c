@@ -277,10 +277,10 @@ static void test_cas_result(void)
 	ASSERT_EQ(syncmap_compare_and_swap(NULL, &id, sizeof(id), a, b), -EINVAL);
 	ASSERT_EQ(syncmap_compare_and_swap(m, NULL, 8, a, b), -EINVAL);
 	/* out of memory (the new value's box): -ENOMEM, and nothing changed */
-	sm_fault_arm(1);
+	syncmap__fault_arm(1);
 	int rc = syncmap_compare_and_swap(m, &id, sizeof(id), a, b);
-	bool fired = sm_fault_fired();
-	sm_fault_stop();
+	bool fired = syncmap__fault_fired();
+	syncmap__fault_stop();
 	ASSERT_TRUE(fired);
 	ASSERT_EQ(rc, -ENOMEM);
 	void *v = NULL;
