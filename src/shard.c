@@ -49,15 +49,21 @@ _Static_assert((COPY_BUDGET_PER_OP + RANGE_COPY_BUDGET) * (1 + bucketCnt) * KEY_
  * fresh key per request, reads it and deletes it (Go issue 40999's
  * pattern) then promotes, allocates a table and retires one every request:
  * measured 10-22 thousand snapshots waiting for a grace period and RSS
- * swinging 26-53 MiB for an empty map.  A floor on the misses spaces such
- * promotions out; each miss costs what it cost before (the mutex), and a
- * promotion costs a table (allocation, retirement, a grace period), worth
- * hundreds of misses.  Measured on that pattern (tests/syncmap/memory.c,
- * 1.5e6 cycles, 2 threads): floor 64: 78k promotions, 3.5k objects
- * pending, 0.78 us per cycle; 256: 12k, 942, 0.30 us; 1024: 3k, 284,
- * 0.28 us.  Larger dirty maps follow Go's rule.
+ * swinging 26-53 MiB for an empty map.  A promotion has a fixed price (a
+ * table allocated, retired, freed after a grace period), worth hundreds of
+ * misses (each a trip through the mutex), and what it buys is lock-free
+ * reads of the keys only the dirty map holds.  So the misses a promotion
+ * waits for are at least PROMOTE_PRICE / (dirty-only keys): a dirty map of
+ * many new keys (a map just filled) promotes by Go's rule, one whose only
+ * new key comes and goes waits for PROMOTE_PRICE misses.  Measured on the
+ * in-flight pattern (tests/syncmap/memory.c, 1.5e6 cycles, 2 threads) with
+ * a flat floor instead: 64 misses: 78k promotions, 3.5k objects pending,
+ * 0.78 us per cycle; 256: 12k, 942, 0.30 us; 1024: 3k, 284, 0.28 us.  (A
+ * flat floor of 1024 left maps just filled locked: ReadMostly99 at 1e3 keys
+ * 20.6 -> 28.7 ns/op, its 2000 priming loads no longer promoting 8 shards
+ * of 125 keys.)
  */
-#define PROMOTE_MIN_MISSES 1024
+#define PROMOTE_PRICE 1024
 
 /* Internal result of the lock-free attempts: the entry was expunged, so
  * the operation must take the mutex and look in the dirty map. */
@@ -336,6 +342,7 @@ static void promote(struct sm_shard *s)
 	atomic_store_explicit(s->read, (uintptr_t)s->dirty, memory_order_release);
 	s->dirty = NULL;
 	s->misses = 0;
+	s->dirty_only = 0;
 	s->promotions++;
 	if (old != &s->empty)
 		syncmap__table_retire_snapshot(s->m, old);
@@ -349,8 +356,9 @@ static void miss_locked(struct sm_shard *s)
 	if (!s->dirty || s->copy_src)
 		return; /* not yet: dirty still lacks some of the snapshot */
 	size_t need = gomap_len(&s->dirty->g);
-	if (need < PROMOTE_MIN_MISSES)
-		need = PROMOTE_MIN_MISSES;
+	size_t floor = PROMOTE_PRICE / (s->dirty_only ? s->dirty_only : 1);
+	if (need < floor)
+		need = floor;
 	if (s->misses < need)
 		return;
 	promote(s);
@@ -429,6 +437,7 @@ static int insert_new_locked(struct sm_shard *s, const struct sm_key *k, struct 
 		return -ENOMEM;
 	}
 	*block = NULL; /* the dirty map owns it now */
+	s->dirty_only++;
 	sm_len_add(s->m, 1);
 	return 0;
 }
@@ -548,6 +557,7 @@ int syncmap__shard_delete(struct sm_shard *s, const struct sm_key *k, void **old
 			t = old != NULL;
 			gomap__delete_h(&s->dirty->g, &k->probe, k->hash, NULL, &key_word);
 			syncmap__entry_free_locked(s, e);
+			s->dirty_only--;
 		}
 		if (in_dirty)
 			miss_locked(s);
@@ -665,6 +675,7 @@ void syncmap__shard_detach_locked(struct sm_shard *s, struct sm_table **read, st
 	s->copy_src = NULL;
 	s->copy_pending = NULL;
 	s->misses = 0;
+	s->dirty_only = 0;
 	/* No key is dirty-only any more (a reader still holding the old
 	 * snapshot may see bits vanish: those keys are cleared anyway). */
 	for (size_t i = 0; i <= s->empty.filter_mask; i++)

@@ -189,6 +189,7 @@ struct sm_shard {
 	_Alignas(SM_CACHELINE) pthread_mutex_t mu;
 	struct sm_table *dirty;
 	size_t misses;
+	size_t dirty_only; /* keys inserted into dirty since the last promotion, still there */
 	/* Incremental construction of dirty from the snapshot copy_src. */
 	struct sm_table *copy_src; /* NULL: dirty holds every live key of read */
 	struct gomap_walk copy_walk;
