@@ -86,7 +86,7 @@ static void mutex_drain(pthread_mutex_t *mu)
 
 static void mutex_reinit(pthread_mutex_t *mu)
 {
-	pthread_mutex_init(mu, NULL);
+	syncmap__shard_mutex_init(mu);
 }
 
 static void quiesce_map(struct syncmap *m)

@@ -702,6 +702,26 @@ void syncmap__shard_stats_add(struct sm_shard *s, struct syncmap_stats *st)
 	pthread_mutex_unlock(&s->mu);
 }
 
+/*
+ * The shard mutex spins a little before it sleeps (glibc's adaptive type):
+ * critical sections are short, and sleeping on the futex costs two context
+ * switches.  Measured with stress/mapbench at 2 threads, 8 shards, medians
+ * of 3 interleaved runs: LoadOrStoreUnique 309 -> 216 ns/op,
+ * LoadOrStoreBalanced 154 -> 109, Churn (1e3 keys) 76 -> 64.  (With the
+ * single mutex of one sync.Map it was the other way round: every thread
+ * spun on the one lock.)
+ */
+void syncmap__shard_mutex_init(pthread_mutex_t *mu)
+{
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+#ifdef PTHREAD_MUTEX_ADAPTIVE_NP
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+	pthread_mutex_init(mu, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
 struct sm_shard *syncmap__shard_new(struct syncmap *m, unsigned i)
 {
 	struct sm_shard *s = syncmap__aligned_alloc(SM_CACHELINE, sizeof(*s));
@@ -710,7 +730,7 @@ struct sm_shard *syncmap__shard_new(struct syncmap *m, unsigned i)
 	memset(s, 0, sizeof(*s));
 	s->m = m;
 	s->read = &m->read[i];
-	pthread_mutex_init(&s->mu, NULL);
+	syncmap__shard_mutex_init(&s->mu);
 	/* no allocation for hint 0 */
 	gomap__init(&s->empty.g, m->seed, 0, GOMAP_INIT_KEYS_EXTERNAL);
 	s->empty.shard = s;

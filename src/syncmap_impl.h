@@ -458,6 +458,9 @@ void syncmap__reclaim_pending(struct syncmap *m, uint64_t *objs, uint64_t *bytes
  * where waiting could deadlock, has the last callback do it. */
 void syncmap__reclaim_free_map(struct syncmap *m);
 
+/* ---- shard.c (also for fork.c, which re-initializes shard mutexes) ------------- */
+void syncmap__shard_mutex_init(pthread_mutex_t *mu);
+
 /* ---- fork.c ------------------------------------------------------------------- */
 /* Once per process: fork handlers, liburcu's callback thread. */
 void syncmap__fork_init(void);
