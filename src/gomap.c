@@ -785,8 +785,12 @@ bool gomap_get(const struct gomap *h, const void *key, size_t klen, void **val)
 /* --- Insert (Go's mapassign) ------------------------------------------- */
 
 /* The body of gomap__put_h, inlined into gomap_put as well. */
+/* Insert, or find: with `found` NULL an existing key's value is replaced
+ * (Go's mapassign); with `found` set, an existing key is left alone, its
+ * value slot returned in *found and the result is 1 (one probe serves the
+ * lookup and the insert). */
 static inline __attribute__((always_inline)) int put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash,
-						       void *val)
+						       void *val, void ***found)
 {
 	int err = 0;
 	writer_begin(h);
@@ -824,7 +828,12 @@ again:
 			}
 			if (!slot_key_eq(b, i, p))
 				continue;
-			b->elems[i] = val; /* existing key: update in place */
+			if (found) {
+				*found = &b->elems[i];
+				err = 1;
+			} else {
+				b->elems[i] = val; /* existing key: update in place */
+			}
 			goto out;
 		}
 		struct bmap *ovf = bmap_overflow(a, b);
@@ -884,7 +893,12 @@ out:
 
 int gomap__put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val)
 {
-	return put_h(h, p, hash, val);
+	return put_h(h, p, hash, val, NULL);
+}
+
+int gomap__insert_or_find_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val, void ***found)
+{
+	return put_h(h, p, hash, val, found);
 }
 
 int gomap_put(struct gomap *h, const void *key, size_t klen, void *val)
@@ -893,7 +907,7 @@ int gomap_put(struct gomap *h, const void *key, size_t klen, void *val)
 		return -EINVAL;
 	struct gomap_probe p;
 	gomap_probe_init(&p, key, klen);
-	return put_h(h, &p, gomap_hash(h, key, klen), val);
+	return put_h(h, &p, gomap_hash(h, key, klen), val, NULL);
 }
 
 /* ===================================================================== */

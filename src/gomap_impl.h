@@ -423,6 +423,10 @@ static inline uint64_t gomap_hash(const struct gomap *h, const void *key, size_t
 }
 
 int gomap__put_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val);
+/* Insert key -> val if the key is absent (0), else leave the map's keys and
+ * values as they are and point *found at the key's value slot (1);
+ * -ENOMEM as gomap__put_h.  A lookup and an insert in one probe. */
+int gomap__insert_or_find_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void *val, void ***found);
 /* old_key (may be NULL): the removed slot's key word (a struct gkey * for a
  * long key; what a KEYS_EXTERNAL caller must free). */
 bool gomap__delete_h(struct gomap *h, const struct gomap_probe *p, uint64_t hash, void **old, uint64_t *old_key);

@@ -404,9 +404,27 @@ static bool key_prepare(const struct sm_key *k, struct gkey **block)
 
 /* A key in neither map: a new entry in the dirty map.  `block` is the
  * key's block (long keys; consumed on success). */
-static int insert_new_locked(struct sm_shard *s, const struct sm_key *k, struct gkey **block, void *newp)
+/* Under the mutex: the snapshot's entry for k if it is there and not
+ * expunged (no dirty lookup: the writers' first step, see
+ * insert_or_find_locked).  seen_r / seen_e as for locked_find. */
+static struct sm_entry *snapshot_entry_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t seen_r,
+					      struct sm_entry *seen_e)
 {
 	uintptr_t r = atomic_load_explicit(s->read, memory_order_relaxed);
+	struct sm_entry *e = read_table(r) == read_table(seen_r) ? seen_e : table_lookup(read_table(r), k);
+	return e && atomic_load_explicit(&e->p, memory_order_relaxed) != EXPUNGED ? e : NULL;
+}
+
+/* A key the snapshot lacks (or holds expunged): a new entry holding newp
+ * in the dirty map (0; newp consumed), or, if the dirty map holds the key
+ * already, its entry in *found (1; nothing inserted); -ENOMEM.  One probe
+ * of the dirty map serves the lookup and the insert: a new key's probe is
+ * a cache miss in a big map, paid under the mutex. */
+static int insert_or_find_locked(struct sm_shard *s, const struct sm_key *k, struct gkey **block, void *newp,
+				 struct sm_entry **found)
+{
+	uintptr_t r = atomic_load_explicit(s->read, memory_order_relaxed);
+	bool may_exist = read_amended(r); /* else there is no dirty map, or no key of its own */
 	if (!read_amended(r)) {
 		if (!s->dirty) {
 			if (start_dirty(s, read_table(r)) != 0)
@@ -420,26 +438,38 @@ static int insert_new_locked(struct sm_shard *s, const struct sm_key *k, struct 
 	struct gomap_probe probe = k->probe;
 	if (probe.code == KEY_INDIRECT) {
 		if (!*block && !(*block = gomap__key_new(probe.key, probe.klen, k->hash)))
-			return -ENOMEM;
+			goto no_memory;
 		probe.word = (uint64_t)(uintptr_t)*block;
 	}
 	struct sm_entry *e = syncmap__entry_alloc(s);
 	if (!e)
-		return -ENOMEM;
+		goto no_memory;
 	/* Before the key can be found: see filter.h. */
 	struct sm_table *rt = read_table(r);
 	sm_filter_add(rt->filter, rt->filter_mask, k->hash);
 	/* Relaxed: readers reach e only through a later promotion (release)
 	 * or under the mutex. */
 	atomic_store_explicit(&e->p, newp, memory_order_relaxed);
-	if (gomap__put_h(&s->dirty->g, &probe, k->hash, e) != 0) {
-		syncmap__entry_free_locked(s, e);
-		return -ENOMEM;
+	void **slot = NULL;
+	int rc = may_exist ? gomap__insert_or_find_h(&s->dirty->g, &probe, k->hash, e, &slot)
+			   : gomap__put_h(&s->dirty->g, &probe, k->hash, e);
+	if (rc == 0) {
+		*block = NULL; /* the dirty map owns it now */
+		s->dirty_only++;
+		sm_len_add(s->m, 1);
+		return 0;
 	}
-	*block = NULL; /* the dirty map owns it now */
-	s->dirty_only++;
-	sm_len_add(s->m, 1);
-	return 0;
+	syncmap__entry_free_locked(s, e); /* never reachable */
+	if (rc == 1) {
+		*found = *slot;
+		return 1;
+	}
+no_memory:
+	/* What a new key needs could not be allocated (its block, its entry,
+	 * room in the dirty map); a key the dirty map holds needs none of it. */
+	if (may_exist && (*found = table_lookup(s->dirty, k)))
+		return 1;
+	return -ENOMEM;
 }
 
 /* ===================================================================== */
@@ -467,13 +497,12 @@ int syncmap__shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, 
 		struct gkey *block = NULL;
 		if (looks_new(e, r, k) && !key_prepare(k, &block))
 			return -ENOMEM;
-		bool in_dirty;
 		lock(s);
-		e = locked_find(s, k, r, e, &in_dirty);
+		e = snapshot_entry_locked(s, k, r, e);
+		if (!e && (ret = insert_or_find_locked(s, k, &block, newp, &e)) == 1)
+			ret = 0; /* the dirty map's entry: swap into it */
 		if (e) /* under the mutex nobody can expunge it */
 			old = atomic_exchange_explicit(&e->p, newp, memory_order_acq_rel);
-		else
-			ret = insert_new_locked(s, k, &block, newp);
 		unlock(s);
 		syncmap__free(block);
 	}
@@ -508,19 +537,27 @@ int syncmap__shard_load_or_store(struct sm_shard *s, const struct sm_key *k, voi
 				return -ENOMEM;
 			}
 		}
-		bool in_dirty;
 		lock(s);
-		e = locked_find(s, k, r, e, &in_dirty);
-		if (e) {
+		e = snapshot_entry_locked(s, k, r, e);
+		if (!e && !newp && m->boxed && read_amended(atomic_load_explicit(s->read, memory_order_relaxed)) &&
+		    (e = table_lookup(s->dirty, k))) {
+			/* Present in the dirty map, and a box not made yet: a key
+			 * that is there needs none (it may fail for lack of one
+			 * only if its entry is deleted).  Go counts a miss. */
 			ret = entry_try_load_or_store(m, e, val, &newp, actual);
-			if (in_dirty)
-				miss_locked(s);
+			miss_locked(s);
+		} else if (e) {
+			ret = entry_try_load_or_store(m, e, val, &newp, actual);
 		} else if (!newp && !(newp = syncmap__value_new(m, val))) {
 			ret = -ENOMEM;
-		} else if ((ret = insert_new_locked(s, k, &block, newp)) == 0) {
+		} else if ((ret = insert_or_find_locked(s, k, &block, newp, &e)) == 0) {
 			newp = NULL;
 			if (actual)
 				*actual = val;
+		} else if (ret == 1) {
+			/* the dirty map's entry (never expunged): Go counts a miss */
+			ret = entry_try_load_or_store(m, e, val, &newp, actual);
+			miss_locked(s);
 		}
 		unlock(s);
 		syncmap__free(block);
