@@ -150,7 +150,8 @@ SYNCMAP_API struct syncmap *syncmap_new(const struct syncmap_options *opts);
 
 /*
  * The shard count syncmap_new picks for shards = 0 on this machine: the
- * smallest power of two at least 4x the online CPUs, at most 256.
+ * smallest power of two at least 32x the online CPUs, at most 128 (64 on
+ * 2 CPUs).
  */
 SYNCMAP_API unsigned syncmap_default_shards(void);
 

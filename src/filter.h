@@ -31,8 +31,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SM_FILTER_MIN_WORDS 64
+/* A map's filters together hold at least SM_FILTER_MAP_MIN_WORDS words
+ * (4096 bits): each shard's at least that divided by the shards, and never
+ * under SM_FILTER_MIN_WORDS (one cache line). */
+#define SM_FILTER_MAP_MIN_WORDS 64
+#define SM_FILTER_MIN_WORDS 8
 #define SM_FILTER_MAX_WORDS ((size_t)1 << 20) /* 8 MiB */
+
+/* The least words a shard's filter gets in a map of `shards` shards. */
+static inline size_t sm_filter_min_words(unsigned shards)
+{
+	size_t w = SM_FILTER_MAP_MIN_WORDS / shards;
+	return w < SM_FILTER_MIN_WORDS ? SM_FILTER_MIN_WORDS : w;
+}
 
 static inline uint64_t sm_filter_bits(uint64_t hash)
 {
@@ -46,10 +57,11 @@ static inline size_t sm_filter_word(uint64_t hash, uint64_t mask)
 	return (size_t)((hash >> 24) & mask);
 }
 
-/* Words for a snapshot of `keys` keys: 4 bits per key, a power of two. */
-static inline size_t sm_filter_words_for(size_t keys)
+/* Words for a snapshot of `keys` keys: 4 bits per key, a power of two, at
+ * least min_words. */
+static inline size_t sm_filter_words_for(size_t keys, size_t min_words)
 {
-	size_t words = SM_FILTER_MIN_WORDS;
+	size_t words = min_words;
 	while (words < keys / 16 && words < SM_FILTER_MAX_WORDS)
 		words *= 2;
 	return words;

@@ -81,7 +81,7 @@ static struct sm_table *table_new(struct sm_shard *s, size_t hint)
 		return NULL;
 	memset(t, 0, sizeof(*t));
 	t->shard = s;
-	size_t words = sm_filter_words_for(hint);
+	size_t words = sm_filter_words_for(hint, s->m->filter_min_words);
 	t->filter = syncmap__alloc_zeroed(words * sizeof(uint64_t));
 	t->filter_mask = words - 1;
 	if (!t->filter ||
@@ -761,10 +761,11 @@ void syncmap__shard_mutex_init(pthread_mutex_t *mu)
 
 struct sm_shard *syncmap__shard_new(struct syncmap *m, unsigned i)
 {
-	struct sm_shard *s = syncmap__aligned_alloc(SM_CACHELINE, sizeof(*s));
+	size_t size = sizeof(struct sm_shard) + m->filter_min_words * sizeof(uint64_t);
+	struct sm_shard *s = syncmap__aligned_alloc(SM_CACHELINE, size);
 	if (!s)
 		return NULL;
-	memset(s, 0, sizeof(*s));
+	memset(s, 0, size);
 	s->m = m;
 	s->read = &m->read[i];
 	syncmap__shard_mutex_init(&s->mu);
@@ -772,6 +773,6 @@ struct sm_shard *syncmap__shard_new(struct syncmap *m, unsigned i)
 	gomap__init(&s->empty.g, m->seed, 0, GOMAP_INIT_KEYS_EXTERNAL);
 	s->empty.shard = s;
 	s->empty.filter = s->empty_filter;
-	s->empty.filter_mask = SM_EMPTY_FILTER_WORDS - 1;
+	s->empty.filter_mask = m->filter_min_words - 1;
 	return s;
 }

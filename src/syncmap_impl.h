@@ -172,11 +172,6 @@ struct sm_slab {
 
 /* ---- shards ------------------------------------------------------------------ */
 
-/* Words of a shard's own empty snapshot's filter: a fresh shard's keys are
- * all dirty-only until its first promotion, and lookups of absent keys
- * meanwhile take the mutex once the filter saturates (8 words made Go's
- * AdversarialAlloc 1.7x slower than 64). */
-#define SM_EMPTY_FILTER_WORDS SM_FILTER_MIN_WORDS
 
 struct sm_shard {
 	/* Read by every write: its snapshot word, m->read[index]
@@ -211,9 +206,13 @@ struct sm_shard {
 	_Atomic long freed_count;
 
 	/* The shard's permanent empty snapshot (never retired; only its filter
-	 * is written, under mu). */
+	 * is written, under mu).  Its filter: m->filter_min_words words.  A
+	 * fresh shard's keys are all dirty-only until its first promotion, and
+	 * lookups of absent keys take the mutex once the filter saturates
+	 * (a map's filters with 512 bits in all instead of 4096 made Go's
+	 * AdversarialAlloc 1.7x slower). */
 	struct sm_table empty;
-	_Atomic uint64_t empty_filter[SM_EMPTY_FILTER_WORDS];
+	_Atomic uint64_t empty_filter[];
 };
 
 /* Every unwritten shard of every map; m->read[i] of an unwritten shard is
@@ -277,6 +276,7 @@ struct syncmap {
 	atomic_uint gate; /* odd: a clear (or a fork) is in progress; see sm_gate_pass */
 	unsigned shard_mask; /* shards - 1 */
 	unsigned stripe_mask;
+	unsigned filter_min_words; /* sm_filter_min_words(shards) */
 	bool boxed; /* free_value set: values live in sm_box */
 	void (*free_value)(void *val, void *ctx);
 	void *free_ctx;

@@ -22,7 +22,7 @@
  *   - syncmap_new fails cleanly (NULL, ENOMEM) when its allocation fails;
  *   - syncmap_version() is "0.2.0";
  *   - shards: not a power of two, or over SYNCMAP_MAX_SHARDS, is EINVAL;
- *     the automatic count is a power of two >= 4x the CPUs (at most 256);
+ *     the automatic count is a power of two >= 32x the CPUs (at most 128);
  *     an empty map holds at most 4 KiB whatever its shard count (shards
  *     take memory on their first write; mallinfo2, not under sanitizers),
  *     and a written shard shows in stats.shards_used.
@@ -438,9 +438,10 @@ static void test_shards_option(void)
 	unsigned def = syncmap_default_shards();
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	ASSERT((def & (def - 1)) == 0);
-	ASSERT(def <= 256 && def <= SYNCMAP_MAX_SHARDS);
-	ASSERT(def == 256 || (long)def >= 4 * cpus);
-	ASSERT(def == 1 || (long)(def / 2) < 4 * cpus);
+	ASSERT(def <= SYNCMAP_MAX_SHARDS);
+	ASSERT(def <= 128);
+	ASSERT(def == 128 || (long)def >= 32 * cpus);
+	ASSERT(def == 1 || (long)(def / 2) < 32 * cpus);
 	for (unsigned s = 1; s <= SYNCMAP_MAX_SHARDS; s *= 2) {
 		struct mallinfo2 before = mallinfo2();
 		struct syncmap *m = syncmap_new(&(struct syncmap_options){.shards = s});
