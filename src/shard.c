@@ -65,10 +65,6 @@ _Static_assert((COPY_BUDGET_PER_OP + RANGE_COPY_BUDGET) * (1 + bucketCnt) * KEY_
  */
 #define PROMOTE_PRICE 1024
 
-/* Internal result of the lock-free attempts: the entry was expunged, so
- * the operation must take the mutex and look in the dirty map. */
-#define RETRY_LOCKED 2
-
 /* ===================================================================== */
 /* --- Tables --------------------------------------------------------------- */
 
@@ -76,7 +72,7 @@ _Static_assert((COPY_BUDGET_PER_OP + RANGE_COPY_BUDGET) * (1 + bucketCnt) * KEY_
  * will need once promoted to snapshot. */
 static struct sm_table *table_new(struct sm_shard *s, size_t hint)
 {
-	struct sm_table *t = syncmap__malloc(sizeof(*t));
+	struct sm_table *t = syncmap__aligned_alloc(SM_CACHELINE, sizeof(*t));
 	if (!t)
 		return NULL;
 	memset(t, 0, sizeof(*t));
@@ -90,108 +86,6 @@ static struct sm_table *table_new(struct sm_shard *s, size_t hint)
 		return NULL;
 	}
 	return t;
-}
-
-/* ===================================================================== */
-/* --- Lock-free entry transitions (Go's entry methods) ------------------- */
-
-/* Go's trySwap: replace a value or a deletion, never an expunged entry. */
-static bool entry_try_swap(struct sm_entry *e, void *newp, void **old)
-{
-	void *p = atomic_load_explicit(&e->p, memory_order_relaxed);
-	for (;;) {
-		if (p == EXPUNGED)
-			return false;
-		/* acq_rel: publish newp's contents; see the old box's. */
-		if (atomic_compare_exchange_weak_explicit(&e->p, &p, newp, memory_order_acq_rel,
-							  memory_order_relaxed)) {
-			*old = p;
-			return true;
-		}
-	}
-}
-
-/* Go's tryLoadOrStore.  Returns 1 (loaded), 0 (stored *newp, consumed),
- * RETRY_LOCKED (expunged) or -ENOMEM (the box could not be allocated). */
-static int entry_try_load_or_store(struct syncmap *m, struct sm_entry *e, void *val, void **newp,
-				   void **actual)
-{
-	void *p = atomic_load_explicit(&e->p, memory_order_acquire);
-	for (;;) {
-		if (p == EXPUNGED)
-			return RETRY_LOCKED;
-		if (p) {
-			if (actual)
-				*actual = decode_value(m, p);
-			return 1;
-		}
-		if (!*newp && !(*newp = syncmap__value_new(m, val)))
-			return -ENOMEM;
-		if (atomic_compare_exchange_weak_explicit(&e->p, &p, *newp, memory_order_acq_rel,
-							  memory_order_acquire)) {
-			*newp = NULL;
-			sm_len_add(m, 1);
-			if (actual)
-				*actual = val;
-			return 0;
-		}
-	}
-}
-
-/* Go's delete: 1 (deleted, *old set), 0 (already deleted), RETRY_LOCKED. */
-static int entry_try_delete(struct sm_entry *e, void **old)
-{
-	void *p = atomic_load_explicit(&e->p, memory_order_acquire);
-	for (;;) {
-		if (p == NULL)
-			return 0;
-		if (p == EXPUNGED)
-			return RETRY_LOCKED;
-		if (atomic_compare_exchange_weak_explicit(&e->p, &p, NULL, memory_order_acq_rel,
-							  memory_order_acquire)) {
-			*old = p;
-			return 1;
-		}
-	}
-}
-
-/* Go's tryCompareAndSwap: 1, 0 (absent or unequal: nothing allocated),
- * RETRY_LOCKED or -ENOMEM.  The replaced value is retired (kept when it is
- * the new value itself). */
-static int entry_try_cas(struct syncmap *m, struct sm_entry *e, void *old, void *new_, void **newp)
-{
-	void *p = atomic_load_explicit(&e->p, memory_order_acquire);
-	for (;;) {
-		if (p == EXPUNGED)
-			return RETRY_LOCKED;
-		if (!p || decode_value(m, p) != old)
-			return 0;
-		if (!*newp && !(*newp = syncmap__value_new(m, new_)))
-			return -ENOMEM;
-		if (atomic_compare_exchange_weak_explicit(&e->p, &p, *newp, memory_order_acq_rel,
-							  memory_order_acquire)) {
-			*newp = NULL;
-			syncmap__value_retire(m, p, old == new_);
-			return 1;
-		}
-	}
-}
-
-/* CompareAndDelete's entry step: 1 (deleted, *removed set), 0, RETRY_LOCKED. */
-static int entry_try_cad(struct syncmap *m, struct sm_entry *e, void *old, void **removed)
-{
-	void *p = atomic_load_explicit(&e->p, memory_order_acquire);
-	for (;;) {
-		if (p == EXPUNGED)
-			return RETRY_LOCKED;
-		if (!p || decode_value(m, p) != old)
-			return 0;
-		if (atomic_compare_exchange_weak_explicit(&e->p, &p, NULL, memory_order_acq_rel,
-							  memory_order_acquire)) {
-			*removed = p;
-			return 1;
-		}
-	}
 }
 
 /* ===================================================================== */
@@ -487,25 +381,22 @@ void *syncmap__shard_load_locked(struct sm_shard *s, const struct sm_key *k, uin
 	return p;
 }
 
-int syncmap__shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, void **oldp)
+int syncmap__shard_swap_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r, struct sm_entry *e,
+			       void *newp, void **oldp)
 {
 	void *old = NULL;
 	int ret = 0;
-	uintptr_t r;
-	struct sm_entry *e = snapshot_find(s, k, &r);
-	if (!e || !entry_try_swap(e, newp, &old)) {
-		struct gkey *block = NULL;
-		if (looks_new(e, r, k) && !key_prepare(k, &block))
-			return -ENOMEM;
-		lock(s);
-		e = snapshot_entry_locked(s, k, r, e);
-		if (!e && (ret = insert_or_find_locked(s, k, &block, newp, &e)) == 1)
-			ret = 0; /* the dirty map's entry: swap into it */
-		if (e) /* under the mutex nobody can expunge it */
-			old = atomic_exchange_explicit(&e->p, newp, memory_order_acq_rel);
-		unlock(s);
-		syncmap__free(block);
-	}
+	struct gkey *block = NULL;
+	if (looks_new(e, r, k) && !key_prepare(k, &block))
+		return -ENOMEM;
+	lock(s);
+	e = snapshot_entry_locked(s, k, r, e);
+	if (!e && (ret = insert_or_find_locked(s, k, &block, newp, &e)) == 1)
+		ret = 0; /* the dirty map's entry: swap into it */
+	if (e) /* under the mutex nobody can expunge it */
+		old = atomic_exchange_explicit(&e->p, newp, memory_order_acq_rel);
+	unlock(s);
+	syncmap__free(block);
 	if (ret < 0)
 		return ret;
 	if (old) {
@@ -517,149 +408,105 @@ int syncmap__shard_swap(struct sm_shard *s, const struct sm_key *k, void *newp, 
 	return 0;
 }
 
-int syncmap__shard_load_or_store(struct sm_shard *s, const struct sm_key *k, void *val, void **actual)
+int syncmap__shard_load_or_store_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r,
+					struct sm_entry *e, void *val, void **newp, void **actual)
 {
 	struct syncmap *m = s->m;
-	void *newp = NULL;
-	int ret = RETRY_LOCKED;
-	uintptr_t r;
-	struct sm_entry *e = snapshot_find(s, k, &r);
-	if (e)
-		ret = entry_try_load_or_store(m, e, val, &newp, actual);
-	if (ret == RETRY_LOCKED) {
-		struct gkey *block = NULL;
-		if (looks_new(e, r, k)) {
-			/* Make what a new key needs before taking the mutex. */
-			if (!newp && !(newp = syncmap__value_new(m, val)))
-				return -ENOMEM;
-			if (!key_prepare(k, &block)) {
-				syncmap__value_discard(m, newp);
-				return -ENOMEM;
-			}
-		}
-		lock(s);
-		e = snapshot_entry_locked(s, k, r, e);
-		if (!e && !newp && m->boxed && read_amended(atomic_load_explicit(s->read, memory_order_relaxed)) &&
-		    (e = table_lookup(s->dirty, k))) {
-			/* Present in the dirty map, and a box not made yet: a key
-			 * that is there needs none (it may fail for lack of one
-			 * only if its entry is deleted).  Go counts a miss. */
-			ret = entry_try_load_or_store(m, e, val, &newp, actual);
-			miss_locked(s);
-		} else if (e) {
-			ret = entry_try_load_or_store(m, e, val, &newp, actual);
-		} else if (!newp && !(newp = syncmap__value_new(m, val))) {
-			ret = -ENOMEM;
-		} else if ((ret = insert_or_find_locked(s, k, &block, newp, &e)) == 0) {
-			newp = NULL;
-			if (actual)
-				*actual = val;
-		} else if (ret == 1) {
-			/* the dirty map's entry (never expunged): Go counts a miss */
-			ret = entry_try_load_or_store(m, e, val, &newp, actual);
-			miss_locked(s);
-		}
-		unlock(s);
-		syncmap__free(block);
+	int ret;
+	struct gkey *block = NULL;
+	if (looks_new(e, r, k)) {
+		/* Make what a new key needs before taking the mutex. */
+		if (!*newp && !(*newp = syncmap__value_new(m, val)))
+			return -ENOMEM;
+		if (!key_prepare(k, &block))
+			return -ENOMEM;
 	}
-	if (newp)
-		syncmap__value_discard(m, newp);
+	lock(s);
+	e = snapshot_entry_locked(s, k, r, e);
+	if (!e && !*newp && m->boxed && read_amended(atomic_load_explicit(s->read, memory_order_relaxed)) &&
+	    (e = table_lookup(s->dirty, k))) {
+		/* Present in the dirty map, and a box not made yet: a key
+		 * that is there needs none (it may fail for lack of one
+		 * only if its entry is deleted).  Go counts a miss. */
+		ret = entry_try_load_or_store(m, e, val, newp, actual);
+		miss_locked(s);
+	} else if (e) {
+		ret = entry_try_load_or_store(m, e, val, newp, actual);
+	} else if (!*newp && !(*newp = syncmap__value_new(m, val))) {
+		ret = -ENOMEM;
+	} else if ((ret = insert_or_find_locked(s, k, &block, *newp, &e)) == 0) {
+		*newp = NULL;
+		if (actual)
+			*actual = val;
+	} else if (ret == 1) {
+		/* the dirty map's entry (never expunged): Go counts a miss */
+		ret = entry_try_load_or_store(m, e, val, newp, actual);
+		miss_locked(s);
+	}
+	unlock(s);
+	syncmap__free(block);
 	return ret;
 }
 
-int syncmap__shard_delete(struct sm_shard *s, const struct sm_key *k, void **oldp)
+int syncmap__shard_delete_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r, struct sm_entry *e,
+				 void **oldp)
 {
 	void *old = NULL;
-	int t = RETRY_LOCKED;
-	uintptr_t r;
-	struct sm_entry *e = snapshot_find(s, k, &r);
-	if (e)
+	bool in_dirty;
+	uint64_t key_word = 0;
+	int t = 0;
+	lock(s);
+	e = locked_find(s, k, r, e, &in_dirty);
+	if (e && !in_dirty) {
 		t = entry_try_delete(e, &old);
-	if (t == RETRY_LOCKED && !need_dirty(r, k))
-		t = 0;
-	if (t == RETRY_LOCKED) {
-		bool in_dirty;
-		uint64_t key_word = 0;
-		lock(s);
-		e = locked_find(s, k, r, e, &in_dirty);
-		t = 0;
-		if (e && !in_dirty) {
-			t = entry_try_delete(e, &old);
-		} else if (e) {
-			/* Only the dirty map holds e (no snapshot ever did), and
-			 * only mutex holders touch it: remove and free it now,
-			 * with its key block (Go issue 40999: deleted keys must
-			 * not linger). */
-			old = atomic_load_explicit(&e->p, memory_order_relaxed);
-			t = old != NULL;
-			gomap__delete_h(&s->dirty->g, &k->probe, k->hash, NULL, &key_word);
-			syncmap__entry_free_locked(s, e);
-			s->dirty_only--;
-		}
-		if (in_dirty)
-			miss_locked(s);
-		unlock(s);
-		if (k->probe.code == KEY_INDIRECT)
-			syncmap__free((void *)(uintptr_t)key_word);
+	} else if (e) {
+		/* Only the dirty map holds e (no snapshot ever did), and only
+		 * mutex holders touch it: remove and free it now, with its key
+		 * block (Go issue 40999: deleted keys must not linger). */
+		old = atomic_load_explicit(&e->p, memory_order_relaxed);
+		t = old != NULL;
+		gomap__delete_h(&s->dirty->g, &k->probe, k->hash, NULL, &key_word);
+		syncmap__entry_free_locked(s, e);
+		s->dirty_only--;
 	}
-	if (t == 1) {
-		sm_len_add(s->m, -1);
-		*oldp = old;
-	}
-	return t;
-}
-
-int syncmap__shard_compare_and_swap(struct sm_shard *s, const struct sm_key *k, void *old, void *new_)
-{
-	struct syncmap *m = s->m;
-	void *newp = NULL;
-	int t = RETRY_LOCKED;
-	uintptr_t r;
-	struct sm_entry *e = snapshot_find(s, k, &r);
-	if (e)
-		t = entry_try_cas(m, e, old, new_, &newp);
-	if (t == RETRY_LOCKED && !need_dirty(r, k))
-		t = 0;
-	if (t == RETRY_LOCKED) {
-		bool in_dirty;
-		lock(s);
-		e = locked_find(s, k, r, e, &in_dirty);
-		t = 0;
-		if (e) {
-			t = entry_try_cas(m, e, old, new_, &newp);
-			if (in_dirty)
-				miss_locked(s);
-		}
-		unlock(s);
-	}
-	if (newp)
-		syncmap__value_discard(m, newp);
-	return t;
-}
-
-int syncmap__shard_compare_and_delete(struct sm_shard *s, const struct sm_key *k, void *old, void **removed)
-{
-	struct syncmap *m = s->m;
-	int t = RETRY_LOCKED;
-	uintptr_t r;
-	struct sm_entry *e = snapshot_find(s, k, &r);
-	if (e)
-		t = entry_try_cad(m, e, old, removed);
-	if (t == RETRY_LOCKED && !need_dirty(r, k))
-		t = 0;
-	if (t == RETRY_LOCKED) {
-		bool in_dirty;
-		lock(s);
-		e = locked_find(s, k, r, e, &in_dirty);
-		/* Like Go, a key only in the dirty map stays there with its
-		 * entry deleted; the next copy expunges it. */
-		t = e ? entry_try_cad(m, e, old, removed) : 0;
-		if (in_dirty)
-			miss_locked(s);
-		unlock(s);
-	}
+	if (in_dirty)
+		miss_locked(s);
+	unlock(s);
+	if (k->probe.code == KEY_INDIRECT)
+		syncmap__free((void *)(uintptr_t)key_word);
 	if (t == 1)
-		sm_len_add(m, -1);
+		*oldp = old;
+	return t;
+}
+
+int syncmap__shard_compare_and_swap_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r,
+					   struct sm_entry *e, void *old, void *new_, void **newp)
+{
+	bool in_dirty;
+	int t = 0;
+	lock(s);
+	e = locked_find(s, k, r, e, &in_dirty);
+	if (e) {
+		t = entry_try_cas(s->m, e, old, new_, newp);
+		if (in_dirty)
+			miss_locked(s);
+	}
+	unlock(s);
+	return t;
+}
+
+int syncmap__shard_compare_and_delete_locked(struct sm_shard *s, const struct sm_key *k, uintptr_t r,
+					     struct sm_entry *e, void *old, void **removed)
+{
+	bool in_dirty;
+	lock(s);
+	e = locked_find(s, k, r, e, &in_dirty);
+	/* Like Go, a key only in the dirty map stays there with its entry
+	 * deleted; the next copy expunges it. */
+	int t = e ? entry_try_cad(s->m, e, old, removed) : 0;
+	if (in_dirty)
+		miss_locked(s);
+	unlock(s);
 	return t;
 }
 

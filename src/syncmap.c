@@ -3,14 +3,16 @@
  *
  * SPDX-License-Identifier: MIT
  *
- * Every keyed operation checks its input, hashes the key once, picks the
- * shard the hash selects, and runs the shard's Go algorithm (shard.c)
- * inside an RCU read section; values are encoded and decoded here, and what
- * leaves the map is retired here (reclaim.c).  What spans shards lives here
- * too: Range (shard by shard, Go's contract holds per shard and the shards
- * hold disjoint keys), Clear (every shard's mutex at once, Go 1.23's
- * atomic Clear), Len (per-thread stripes of the whole map), stats, and the
- * map's creation and end.
+ * Every keyed operation checks its input, hashes the key once, passes the
+ * map's gate, and inside an RCU read section takes Go's lock-free step on
+ * the snapshot of the shard the hash selects (inlined here: a hit makes no
+ * call); only what that step cannot settle goes to the shard's locked slow
+ * path (shard.c).  Values are encoded and decoded here, and what leaves the
+ * map is retired here (reclaim.c).  What spans shards lives here too: Range
+ * (shard by shard, Go's contract holds per shard and the shards hold
+ * disjoint keys), Clear (shard by shard with the gate closed, so it takes
+ * effect at one instant), Len (per-thread stripes of the whole map), stats,
+ * and the map's creation and end.
  *
  * Shards take memory on their first write: until then the map's slot
  * points at syncmap__shard_unwritten, whose empty snapshot answers every read.
@@ -189,9 +191,17 @@ static int swap_impl(struct syncmap *m, const void *key, size_t klen, void *val,
 	int ret = -ENOMEM;
 	sm_gate_pass(m);
 	sm_rcu_read_lock();
-	struct sm_shard *s = shard_for_write(m, &k);
-	if (s)
-		ret = syncmap__shard_swap(s, &k, newp, &old);
+	uintptr_t r;
+	struct sm_entry *e = sm_snapshot_find(m, &k, &r);
+	if (e && entry_try_swap(e, newp, &old)) {
+		ret = old != NULL;
+		if (!old)
+			sm_len_add(m, 1); /* a deleted entry came back to life */
+	} else {
+		struct sm_shard *s = shard_for_write(m, &k);
+		if (s)
+			ret = syncmap__shard_swap_locked(s, &k, r, e, newp, &old);
+	}
 	if (ret < 0) {
 		syncmap__value_discard(m, newp);
 	} else if (ret == 1) {
@@ -223,12 +233,20 @@ int syncmap_load_or_store(struct syncmap *m, const void *key, size_t klen, void 
 		return -EINVAL;
 	struct sm_key k;
 	sm_key_init(m, &k, key, klen);
-	int ret = -ENOMEM;
+	void *newp = NULL;
+	int ret = RETRY_LOCKED;
 	sm_gate_pass(m);
 	sm_rcu_read_lock();
-	struct sm_shard *s = shard_for_write(m, &k);
-	if (s)
-		ret = syncmap__shard_load_or_store(s, &k, val, actual);
+	uintptr_t r;
+	struct sm_entry *e = sm_snapshot_find(m, &k, &r);
+	if (e)
+		ret = entry_try_load_or_store(m, e, val, &newp, actual);
+	if (ret == RETRY_LOCKED) {
+		struct sm_shard *s = shard_for_write(m, &k);
+		ret = s ? syncmap__shard_load_or_store_locked(s, &k, r, e, val, &newp, actual) : -ENOMEM;
+	}
+	if (newp)
+		syncmap__value_discard(m, newp);
 	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
 	return ret;
@@ -247,9 +265,13 @@ static bool delete_impl(struct syncmap *m, const void *key, size_t klen, void **
 	void *old = NULL;
 	sm_gate_pass(m);
 	sm_rcu_read_lock();
-	struct sm_shard *s = shard_of(m, k.hash);
-	int t = s == &syncmap__shard_unwritten ? 0 : syncmap__shard_delete(s, &k, &old);
+	uintptr_t r;
+	struct sm_entry *e = sm_snapshot_find(m, &k, &r);
+	int t = e ? entry_try_delete(e, &old) : RETRY_LOCKED;
+	if (t == RETRY_LOCKED)
+		t = need_dirty(r, &k) ? syncmap__shard_delete_locked(sm_written_shard(m, &k), &k, r, e, &old) : 0;
 	if (t == 1) {
+		sm_len_add(m, -1);
 		if (val)
 			*val = decode_value(m, old);
 		syncmap__value_retire(m, old, keep);
@@ -284,8 +306,16 @@ int syncmap_compare_and_swap(struct syncmap *m, const void *key, size_t klen, vo
 	sm_key_init(m, &k, key, klen);
 	sm_gate_pass(m);
 	sm_rcu_read_lock();
-	struct sm_shard *s = shard_of(m, k.hash);
-	int t = s == &syncmap__shard_unwritten ? 0 : syncmap__shard_compare_and_swap(s, &k, old, new_);
+	void *newp = NULL;
+	uintptr_t r;
+	struct sm_entry *e = sm_snapshot_find(m, &k, &r);
+	int t = e ? entry_try_cas(m, e, old, new_, &newp) : RETRY_LOCKED;
+	if (t == RETRY_LOCKED)
+		t = need_dirty(r, &k) ? syncmap__shard_compare_and_swap_locked(sm_written_shard(m, &k), &k, r, e, old,
+									      new_, &newp)
+				      : 0;
+	if (newp)
+		syncmap__value_discard(m, newp);
 	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
 	return t;
@@ -302,10 +332,17 @@ bool syncmap_compare_and_delete(struct syncmap *m, const void *key, size_t klen,
 	void *removed = NULL;
 	sm_gate_pass(m);
 	sm_rcu_read_lock();
-	struct sm_shard *s = shard_of(m, k.hash);
-	int t = s == &syncmap__shard_unwritten ? 0 : syncmap__shard_compare_and_delete(s, &k, old, &removed);
-	if (t == 1)
+	uintptr_t r;
+	struct sm_entry *e = sm_snapshot_find(m, &k, &r);
+	int t = e ? entry_try_cad(m, e, old, &removed) : RETRY_LOCKED;
+	if (t == RETRY_LOCKED)
+		t = need_dirty(r, &k) ? syncmap__shard_compare_and_delete_locked(sm_written_shard(m, &k), &k, r, e,
+										old, &removed)
+				      : 0;
+	if (t == 1) {
+		sm_len_add(m, -1);
 		syncmap__value_retire(m, removed, false);
+	}
 	sm_rcu_read_unlock();
 	sm_reclaim_after_op();
 	return t == 1;
