@@ -1390,3 +1390,8 @@ bool gomap_iter_next(struct gomap_iter *it, const void **key, size_t *klen, void
 		iter_build(it);
 	}
 }
+
+size_t gomap_set_cache_limit(size_t bytes)
+{
+	return syncmap__block_cache_set_limit(bytes);
+}

@@ -3,7 +3,8 @@
  * arrays (src/blockcache.c): blocks given back are reused, and reused
  * blocks are zero; the cache stays within its bound and gives the rest back
  * to the system; release in steps keeps to its budget; fault injection
- * sees a hit like a miss; a map made again allocates no new mapping and
+ * sees a hit like a miss; the public bound (gomap_set_cache_limit) empties
+ * and disables it; a map made again allocates no new mapping and
  * keeps its per-operation work bounds; huge-page advice still applies;
  * threads share it safely (run under TSAN by tsan/run).
  *
@@ -326,6 +327,31 @@ TEST(test_map_cache_full)
 	ASSERT_GT(st.rejected, 0);
 }
 
+/* The public bound: gomap_set_cache_limit returns the previous one, and
+ * lowering it gives what it no longer covers back to the system at once
+ * (the cache holds nothing more and reuses nothing while off). */
+TEST(test_public_limit)
+{
+	struct cycle cy = {0};
+	map_cycle(100000, 0, &cy);
+	struct syncmap__block_cache_stats s1 = cstats();
+	ASSERT_GT(s1.blocks, 0);
+	ASSERT_EQ(gomap_set_cache_limit(0), SM_BLOCK_CACHE_LIMIT);
+	struct syncmap__block_cache_stats s2 = cstats();
+	ASSERT_EQ(s2.blocks, 0);
+	ASSERT_EQ(s2.bytes, 0);
+	ASSERT_EQ(s2.limit, 0);
+	/* Off: the next cycle caches nothing and reuses nothing. */
+	map_cycle(100000, 0, &cy);
+	struct syncmap__block_cache_stats s3 = cstats();
+	ASSERT_EQ(s3.blocks, 0);
+	ASSERT_EQ(s3.hits, s1.hits);
+	ASSERT_GT(s3.rejected, s1.rejected);
+	ASSERT_EQ(gomap_set_cache_limit(SM_BLOCK_CACHE_LIMIT), 0);
+	map_cycle(100000, 0, &cy);
+	ASSERT_GT(cstats().blocks, 0);
+}
+
 /* ---- huge-page advice --------------------------------------------------- */
 
 /* Does the mapping holding p carry MADV_HUGEPAGE ("hg" in VmFlags)?
@@ -481,6 +507,7 @@ int main(void)
 	RUN(test_block_fault_injection);
 	RUN(test_map_reuse);
 	RUN(test_map_cache_full);
+	RUN(test_public_limit);
 	RUN(test_huge_advice);
 	RUN(test_threads);
 	return test_run_summary("blockcache");
