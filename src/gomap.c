@@ -197,11 +197,6 @@ static unsigned B_for_hint(size_t hint)
 /* ===================================================================== */
 /* --- Bucket arrays and overflow buckets -------------------------------- */
 
-static inline struct bmap *bucket_at(const struct barray *a, size_t i)
-{
-	return (struct bmap *)&a->b[i];
-}
-
 /* Go's makeBucketArray: 2^B buckets, plus 2^(B-4) preallocated overflow
  * buckets for B >= 4 (a cheap guess at how many a full array needs). */
 static struct barray *makeBucketArray(struct gomap *h, unsigned B)
@@ -1132,67 +1127,6 @@ void gomap_work(const struct gomap *h, struct gomap_work *w)
 		return;
 	*w = h->work;
 	w->bytes = h->work.bytes + h->key_bytes;
-}
-
-/* ===================================================================== */
-/* --- Frozen walk (for the concurrent map's read snapshot) -------------- */
-
-static void walk_phase(struct gomap_walk *w, unsigned phase)
-{
-	w->phase = phase;
-	w->arr = phase == 0 ? w->h->oldbuckets : phase == 1 ? w->h->buckets : NULL;
-	w->k = 0;
-	w->b = NULL;
-	if (phase < 2 && !w->arr)
-		walk_phase(w, phase + 1);
-}
-
-void gomap__walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start)
-{
-	w->h = h;
-	w->start = (size_t)start;
-	w->slot = 0;
-	walk_phase(w, h->count ? 0 : 2);
-}
-
-int gomap__walk_next(struct gomap_walk *w, size_t *budget, const void **key, size_t *klen, void ***val)
-{
-	for (;;) {
-		if (w->b) {
-			while (w->slot < bucketCnt) {
-				unsigned i = w->slot++;
-				if (w->b->tophash[i] >= minTopHash) {
-					*key = slot_key(w->b, i, klen);
-					*val = (void **)&w->b->elems[i];
-					return 1;
-				}
-			}
-			w->b = bmap_overflow(w->arr, w->b);
-			w->slot = 0;
-			if (w->b) {
-				if (*budget == 0)
-					return -1;
-				--*budget;
-			}
-			continue;
-		}
-		if (w->phase == 2)
-			return 0;
-		size_t nb = w->arr->nbuckets;
-		if (w->k == nb) {
-			walk_phase(w, w->phase + 1);
-			continue;
-		}
-		if (*budget == 0)
-			return -1;
-		--*budget;
-		const struct bmap *b = bucket_at(w->arr, (w->start + w->k++) & (nb - 1));
-		/* An evacuated old bucket's keys are found in the new array. */
-		if (w->phase == 0 && evacuated(b))
-			continue;
-		w->b = b;
-		w->slot = 0;
-	}
 }
 
 /* ===================================================================== */

@@ -203,6 +203,11 @@ static inline unsigned slot_code(const struct bmap *b, unsigned i)
 	return (b->kmeta >> (KMETA_BITS * i)) & KMETA_MASK;
 }
 
+static inline struct bmap *bucket_at(const struct barray *a, size_t i)
+{
+	return (struct bmap *)&a->b[i];
+}
+
 /* The next bucket of a chain, or NULL. */
 static inline struct bmap *bmap_overflow(const struct barray *a, const struct bmap *b)
 {
@@ -454,12 +459,71 @@ struct gomap_walk {
 	unsigned phase; /* 0: old array (unevacuated buckets), 1: current array, 2: done */
 };
 
-void gomap__walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start);
-/* 1: a key was returned; 0: the walk is over; -1: *budget ran out first
- * (call again with more budget to go on). */
-int gomap__walk_next(struct gomap_walk *w, size_t *budget, const void **key, size_t *klen, void ***val);
+static inline void gomap_walk_phase(struct gomap_walk *w, unsigned phase)
+{
+	w->phase = phase;
+	w->arr = phase == 0 ? w->h->oldbuckets : phase == 1 ? w->h->buckets : NULL;
+	w->k = 0;
+	w->b = NULL;
+	if (phase < 2 && !w->arr)
+		gomap_walk_phase(w, phase + 1);
+}
 
-/* The key gomap__walk_next returned last, as a probe whose word is the
+/* Inline, like the rest of the walk: Range over many small shards calls it
+ * once per shard. */
+static inline void gomap_walk_init(struct gomap_walk *w, const struct gomap *h, uint64_t start)
+{
+	w->h = h;
+	w->start = (size_t)start;
+	w->slot = 0;
+	gomap_walk_phase(w, h->count ? 0 : 2);
+}
+
+/* 1: a key was returned; 0: the walk is over; -1: *budget ran out first
+ * (call again with more budget to go on).  Inline: Range pays one call per
+ * key otherwise. */
+static inline int gomap_walk_next(struct gomap_walk *w, size_t *budget, const void **key, size_t *klen,
+				  void ***val)
+{
+	for (;;) {
+		if (w->b) {
+			while (w->slot < bucketCnt) {
+				unsigned i = w->slot++;
+				if (w->b->tophash[i] >= minTopHash) {
+					*key = slot_key(w->b, i, klen);
+					*val = (void **)&w->b->elems[i];
+					return 1;
+				}
+			}
+			w->b = bmap_overflow(w->arr, w->b);
+			w->slot = 0;
+			if (w->b) {
+				if (*budget == 0)
+					return -1;
+				--*budget;
+			}
+			continue;
+		}
+		if (w->phase == 2)
+			return 0;
+		size_t nb = w->arr->nbuckets;
+		if (w->k == nb) {
+			gomap_walk_phase(w, w->phase + 1);
+			continue;
+		}
+		if (*budget == 0)
+			return -1;
+		--*budget;
+		const struct bmap *b = bucket_at(w->arr, (w->start + w->k++) & (nb - 1));
+		/* An evacuated old bucket's keys are found in the new array. */
+		if (w->phase == 0 && evacuated(b))
+			continue;
+		w->b = b;
+		w->slot = 0;
+	}
+}
+
+/* The key gomap_walk_next returned last, as a probe whose word is the
  * slot's key word (so a KEYS_EXTERNAL map can adopt the same block), and
  * its hash (stored for long keys: no rehash). */
 static inline uint64_t gomap_walk_probe(const struct gomap_walk *w, struct gomap_probe *p)

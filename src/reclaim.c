@@ -211,16 +211,16 @@ long syncmap__tables_free_all(struct syncmap *m, struct sm_table *read, struct s
 	struct sm_shard *s = read ? read->shard : dirty ? dirty->shard : NULL;
 
 	if (dirty) {
-		gomap__walk_init(&w, &dirty->g, 0);
-		while (gomap__walk_next(&w, &budget, &k, &klen, &slot) == 1) {
+		gomap_walk_init(&w, &dirty->g, 0);
+		while (gomap_walk_next(&w, &budget, &k, &klen, &slot) == 1) {
 			struct sm_entry *e = *slot;
 			present += release_value(m, e);
 			atomic_store_explicit(&e->p, DEAD, memory_order_relaxed);
 		}
 	}
 	if (read) {
-		gomap__walk_init(&w, &read->g, 0);
-		while (gomap__walk_next(&w, &budget, &k, &klen, &slot) == 1) {
+		gomap_walk_init(&w, &read->g, 0);
+		while (gomap_walk_next(&w, &budget, &k, &klen, &slot) == 1) {
 			struct sm_entry *e = *slot;
 			void *p = atomic_load_explicit(&e->p, memory_order_relaxed);
 			if (p == DEAD || p == EXPUNGED)
@@ -233,8 +233,8 @@ long syncmap__tables_free_all(struct syncmap *m, struct sm_table *read, struct s
 		free_expunged(read);
 	}
 	if (dirty) {
-		gomap__walk_init(&w, &dirty->g, 0);
-		while (gomap__walk_next(&w, &budget, &k, &klen, &slot) == 1) {
+		gomap_walk_init(&w, &dirty->g, 0);
+		while (gomap_walk_next(&w, &budget, &k, &klen, &slot) == 1) {
 			(void)gomap_walk_probe(&w, &key);
 			free_key_word(key.code, key.word);
 			chain_push(&dead, *slot);

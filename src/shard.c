@@ -148,7 +148,7 @@ static bool copy_step(struct sm_shard *s, size_t budget)
 		const void *k;
 		size_t klen, before = budget;
 		void **slot;
-		int r = gomap__walk_next(&s->copy_walk, &budget, &k, &klen, &slot);
+		int r = gomap_walk_next(&s->copy_walk, &budget, &k, &klen, &slot);
 		s->op_work += before - budget;
 		if (r < 0)
 			break;
@@ -190,7 +190,7 @@ static int start_dirty(struct sm_shard *s, struct sm_table *rt)
 	s->dirty = d;
 	if (gomap_len(&rt->g) > 0) {
 		s->copy_src = rt;
-		gomap__walk_init(&s->copy_walk, &rt->g, 0);
+		gomap_walk_init(&s->copy_walk, &rt->g, 0);
 		s->copy_pending = NULL;
 	}
 	return 0;

@@ -385,11 +385,16 @@ int syncmap_retire(struct syncmap *m, void *val)
  * when the range starts, like Go's Range, so keys that fn stores into a
  * shard not yet walked are not visited (with shards promoted one by one as
  * they are reached, a callback storing a key per visit would feed the
- * range it runs in).  0: the shard was never written. */
+ * range it runs in).  A snapshot not amended is read from the map's word,
+ * without touching the shard (a never-written shard's is the shared empty
+ * one). */
 static uintptr_t range_snapshot_of(struct syncmap *m, unsigned i)
 {
-	struct sm_shard *s = atomic_load_explicit(&m->shard[i], memory_order_acquire);
-	return s == &syncmap__shard_unwritten ? 0 : syncmap__shard_range_snapshot(s);
+	uintptr_t r = atomic_load_explicit(&m->read[i], memory_order_acquire);
+	if (!read_amended(r))
+		return r;
+	/* amended: the shard has been written, so it exists */
+	return syncmap__shard_range_snapshot(atomic_load_explicit(&m->shard[i], memory_order_acquire));
 }
 
 #define RANGE_SNAPSHOTS_ON_STACK 64
@@ -407,22 +412,28 @@ void syncmap_range(struct syncmap *m, bool (*fn)(const void *key, size_t klen, v
 	if (snaps)
 		for (unsigned i = 0; i < shards; i++)
 			snaps[i] = range_snapshot_of(m, i);
-	unsigned start = (unsigned)syncmap__rand64();
+	/* Go's order is unspecified, and random so that no caller relies on
+	 * one: a random first shard, and in each shard a random first bucket
+	 * (derived from one random word: Range over many small shards is
+	 * dominated by per-shard costs). */
+	uint64_t rnd = syncmap__rand64();
+	unsigned start = (unsigned)(rnd >> 32);
 	bool go_on = true;
 	for (unsigned i = 0; go_on && i < shards; i++) {
 		unsigned idx = (start + i) & m->shard_mask;
 		uintptr_t r = snaps ? snaps[idx] : range_snapshot_of(m, idx);
-		if (!r)
+		const struct gomap *g = &read_table(r)->g;
+		if (g->count == 0)
 			continue;
 		/* The snapshot is frozen and pinned by our read section: walk
 		 * it with no lock, while fn may do anything, including write
 		 * this map. */
 		struct gomap_walk w;
-		gomap__walk_init(&w, &read_table(r)->g, syncmap__rand64());
+		gomap_walk_init(&w, g, rnd ^ (idx * 0x9e3779b97f4a7c15ULL));
 		size_t budget = SIZE_MAX, klen;
 		const void *key;
 		void **slot;
-		while (gomap__walk_next(&w, &budget, &key, &klen, &slot) == 1) {
+		while (gomap_walk_next(&w, &budget, &key, &klen, &slot) == 1) {
 			struct sm_entry *e = *slot;
 			void *p = atomic_load_explicit(&e->p, memory_order_acquire);
 			if (is_value(p) && !fn(key, klen, decode_value(m, p), ctx)) {

@@ -1719,14 +1719,14 @@ static void walk_all(const struct gomap *h, size_t budget_per_call, size_t n)
 	unsigned char *seen = calloc(n, 1);
 	ASSERT(seen);
 	struct gomap_walk w;
-	gomap__walk_init(&w, h, test_rng_next(&rng));
+	gomap_walk_init(&w, h, test_rng_next(&rng));
 	size_t got = 0, calls = 0;
 	for (;;) {
 		size_t budget = budget_per_call;
 		const void *k;
 		size_t kl;
 		void **v;
-		int r = gomap__walk_next(&w, &budget, &k, &kl, &v);
+		int r = gomap_walk_next(&w, &budget, &k, &kl, &v);
 		ASSERT_LT(++calls, 100 * n + 100000);
 		if (r == 0)
 			break;
