@@ -13,7 +13,8 @@
  *   - every inner map and every value in it is freed exactly once, soon;
  *   - reclamation keeps working process-wide afterwards (another map's
  *     deleted values still reach free_value);
- *   - an application's own call_rcu callback may free a map too.
+ *   - an application's own call_rcu callback may free a map too;
+ *   - so may a Range callback, maps it takes out of the map it ranges over.
  * A watchdog turns a hang into a failure.
  */
 #include "smtest.h"
@@ -182,6 +183,51 @@ static void test_app_callback(void)
 	       atomic_load(&TR.made) - made0);
 }
 
+/* ---- a Range callback frees maps ---------------------------------------- */
+
+static atomic_long range_freed;
+
+/* Inside the Range's read section: take the inner map out of the map being
+ * ranged over (no free_value runs for it) and free it here; its values,
+ * overwrites and deletes are still queued, so syncmap_free must hand its
+ * teardown to a callback rather than wait inside the section. */
+static bool free_from_range(const void *key, size_t klen, void *val, void *ctx)
+{
+	struct syncmap *outer = ctx;
+	void *taken = NULL;
+	ASSERT_TRUE(syncmap_take(outer, key, klen, &taken));
+	ASSERT(taken == val);
+	syncmap_free(taken);
+	atomic_fetch_add(&range_freed, 1);
+	return true;
+}
+
+static void test_free_in_range(void)
+{
+	struct syncmap_options o = {.free_value = free_inner, .shards = test_shards()};
+	struct syncmap *outer = syncmap_new(&o);
+	ASSERT(outer != NULL);
+	long n = scaled(100, 20);
+	long made0 = atomic_load(&TR.made);
+	for (long k = 0; k < n; k++)
+		ASSERT_EQ(syncmap_store(outer, &k, sizeof(k), new_inner()), 0);
+	syncmap_range(outer, free_from_range, outer);
+	ASSERT_EQ(atomic_load(&range_freed), n);
+	struct syncmap_stats st;
+	syncmap_stats(outer, &st);
+	ASSERT_EQ(st.len, 0);
+	syncmap_free(outer);
+	double t0 = now_sec();
+	while (atomic_load(&TR.freed) != atomic_load(&TR.made)) {
+		if (now_sec() - t0 > 10)
+			TEST_FAIL("%ld of %ld values freed after maps were freed in a Range callback",
+				  atomic_load(&TR.freed), atomic_load(&TR.made));
+		sleep_ms(1);
+	}
+	printf("free_in_range: %ld maps taken and freed from a Range callback, %ld values\n", n,
+	       atomic_load(&TR.made) - made0);
+}
+
 int main(void)
 {
 	test_begin();
@@ -189,6 +235,7 @@ int main(void)
 	tracker_init(&TR, false, false);
 	test_map_of_maps();
 	test_app_callback();
+	test_free_in_range();
 	tracker_check_all_freed(&TR);
 	tracker_destroy(&TR);
 	printf("ok\n");
