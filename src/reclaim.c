@@ -508,10 +508,15 @@ bool syncmap__clear_retire(struct syncmap *m, struct sm_clear *c, long len_snaps
 	return true;
 }
 
+/* The stripes first, the batches after: an object moves from a stripe to a
+ * batch under the stripe's lock, so one that has left its stripe before we
+ * look there is already counted in batched_objs when we read it (the lock
+ * orders the flusher's add before our read).  Read the other way round, a
+ * flush between the two reads hid its objects, and a caller waiting for 0
+ * ("at rest") went on while they were still pending. */
 void syncmap__reclaim_pending(struct syncmap *m, uint64_t *objs, uint64_t *bytes)
 {
-	long o = atomic_load_explicit(&m->batched_objs, memory_order_relaxed);
-	long b = atomic_load_explicit(&m->batched_bytes, memory_order_relaxed);
+	long o = 0, b = 0;
 	for (unsigned i = 0; i <= m->stripe_mask; i++) {
 		struct sm_stripe *st = &m->stripes[i];
 		sm_stripe_lock(st);
@@ -519,6 +524,8 @@ void syncmap__reclaim_pending(struct syncmap *m, uint64_t *objs, uint64_t *bytes
 		b += (long)st->bytes;
 		sm_stripe_unlock(st);
 	}
+	o += atomic_load_explicit(&m->batched_objs, memory_order_relaxed);
+	b += atomic_load_explicit(&m->batched_bytes, memory_order_relaxed);
 	*objs = o > 0 ? (uint64_t)o : 0;
 	*bytes = b > 0 ? (uint64_t)b : 0;
 }
