@@ -48,7 +48,7 @@ static inline __attribute__((always_inline)) struct sm_entry *sm_snapshot_find(s
  * been written, so it exists. */
 static inline struct sm_shard *sm_written_shard(struct syncmap *m, const struct sm_key *k)
 {
-	return atomic_load_explicit(&m->shard[shard_index(m, k->hash)], memory_order_acquire);
+	return shard_of(m, k->hash);
 }
 
 /* After the snapshot had no usable entry for k (none, or expunged): must
