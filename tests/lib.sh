@@ -6,7 +6,8 @@
 #   meson_setup DIR ARGS...  configure DIR, or reconfigure it if it exists
 #   run CMD...               print the command, then run it
 #   run_step NAME FUNC       run FUNC, time it, record PASS/FAIL (continues)
-#   summary                  print the recorded steps; exit 1 if any failed
+#   summary                  print the recorded steps and why each failed one
+#                            failed; exit 1 if any failed
 #   fail MSG                 print MSG and return 1 (fails the current step)
 
 ensure_packages() {
@@ -52,22 +53,35 @@ fail() {
 }
 
 _steps=()
+_step_logs=()
 run_step() {
-	local name=$1 func=$2 start rc
+	local name=$1 func=$2 start rc log
 	start=$(date +%s)
 	echo
 	echo "=== $name ==="
+	# A copy of the step's output, so that summary can repeat why a step
+	# failed at the end, where a truncated CI log still shows it.
+	log=$(mktemp "${TMPDIR:-/tmp}/step.XXXXXX")
 	set +e
-	(set -e; "$func")
-	rc=$?
+	(set -e; "$func") 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
 	set -e
 	local secs=$(($(date +%s) - start))
 	if [ "$rc" -eq 0 ]; then
 		_steps+=("PASS  $name  (${secs}s)")
+		rm -f "$log"
 	else
 		_steps+=("FAIL  $name  (${secs}s, exit $rc)")
+		_step_logs+=("$name"$'\t'"$log")
 	fi
 	echo "=== $name: $([ "$rc" -eq 0 ] && echo PASS || echo FAIL) in ${secs}s ==="
+}
+
+# The lines of a failed step's log that say why: failed tests, assertion
+# and sanitizer reports, seeds to reproduce, compiler errors.
+_why_failed() {
+	grep -a -E '(^| )(FAIL|TIMEOUT|ERROR)( |:|$)|FAIL:|reproduce with|WARNING: ThreadSanitizer|ERROR: AddressSanitizer|runtime error:|LeakSanitizer|SUMMARY:|error:|Assertion|Killed|dumped core|SIG[A-Z]+' "$1" |
+		grep -a -v -E '^(PASS|\+ )' | tail -n 40
 }
 
 summary() {
@@ -79,6 +93,11 @@ summary() {
 		case "$s" in FAIL*) failed=1 ;; esac
 	done
 	if [ "$failed" -ne 0 ]; then
+		local entry
+		for entry in "${_step_logs[@]}"; do
+			echo "--- why \"${entry%%$'\t'*}\" failed (from its log) ---"
+			_why_failed "${entry#*$'\t'}" || echo "(no failure line found; see the step's output above)"
+		done
 		echo "RESULT: FAIL"
 		return 1
 	fi
