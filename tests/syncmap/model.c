@@ -640,7 +640,16 @@ static void phase_build(bool boxed, struct tracker *tr, uint64_t seed, long cycl
 	model_open(&md, &ks, boxed, tr, test_rng_next(&r), "build");
 	size_t next_new = base;
 	md.nkeys = base;
-	for (long c = 0; c < cycles; c++) {
+	/* The re-stores below are the point of this phase, and how many land
+	 * while a copy runs depends on the seed: with many shards each copy is
+	 * short (a 64th of the keys), and a quick run (4 cycles) saw as few as
+	 * 18.  So the phase goes on until it has seen enough of them, not for
+	 * a fixed count of cycles, within a cap that still catches a copy that
+	 * never lets a re-store in. */
+	struct syncmap_stats st;
+	syncmap_stats(md.m, &st);
+	const uint64_t want_restores = st.shards <= 8 ? 100 : 25;
+	for (long c = 0; c < cycles || (md.restores_while_building <= want_restores && c < 20 * cycles); c++) {
 		/* fill */
 		for (size_t i = 0; i < base; i++)
 			if (!md.present[i] || test_rng_below(&md.rng, 4) == 0)
@@ -702,11 +711,7 @@ static void phase_build(bool boxed, struct tracker *tr, uint64_t seed, long cycl
 	       " re-stores of deleted keys during builds\n",
 	       boxed ? "boxed" : "plain", md.builds_seen, md.ops_while_building, md.restores_while_building);
 	ASSERT_GE(md.builds_seen, (uint64_t)cycles / 2);
-	/* With many shards each one's copy is short (a 64th of the keys), so
-	 * fewer operations land while one is running. */
-	struct syncmap_stats st;
-	syncmap_stats(md.m, &st);
-	ASSERT_GT(md.restores_while_building, st.shards <= 8 ? 100 : 25);
+	ASSERT_GT(md.restores_while_building, want_restores);
 	model_close(&md);
 	model_dispose(&md);
 	keyset_free(&ks);
