@@ -5,7 +5,8 @@
  * SPDX-License-Identifier: MIT
  *
  * Servers fork.  Every cfg.fork_every seconds the main thread forks while
- * the workers keep writing; the child, in which only the forking thread
+ * the workers keep writing (under a sanitizer they pause between two
+ * operations: SS_PAUSE_FOR_FORK in stress.h); the child, in which only the forking thread
  * exists, runs a short verified workload ("Fork" in syncmap.h) under a
  * watchdog and _exits:
  *   (a) the inherited map works: every key loads inside a read section
@@ -515,8 +516,23 @@ void ss_fork_once(double at_s)
 		SS_FAIL("fork %u: pipe: %s", idx, strerror(errno));
 		return;
 	}
+	if (SS_PAUSE_FOR_FORK) {
+		/* finished workers never pause; a failure ends the run instead */
+		atomic_store(&run.fork_pause, true);
+		while (atomic_load(&run.fork_paused) + atomic_load(&run.finished) < cfg.threads) {
+			if (atomic_load(&ss_stop)) {
+				atomic_store(&run.fork_pause, false);
+				close(pfd[0]);
+				close(pfd[1]);
+				return;
+			}
+			usleep(100);
+		}
+	}
 	uint64_t t0 = sm_now_ns();
 	pid_t pid = fork();
+	if (pid != 0)
+		atomic_store(&run.fork_pause, false);
 	if (pid < 0) {
 		SS_FAIL("fork %u: fork: %s", idx, strerror(errno));
 		close(pfd[0]);

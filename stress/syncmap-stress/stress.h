@@ -354,12 +354,34 @@ struct ss_run {
 	atomic_uint ready;        /* workers done with prefill */
 	atomic_uint finished;     /* workers done with their ops */
 	atomic_bool go;
+	/* --fork under a sanitizer (SS_PAUSE_FOR_FORK): the main thread asks
+	 * the workers to pause, outside any read section, around each fork */
+	atomic_bool fork_pause;
+	atomic_uint fork_paused; /* workers waiting in ss_worker_fork_pause */
 	uint64_t start_ns, end_ns;
 	/* mix tables: [wave level][op] cumulative thresholds over 2^32 */
 	uint64_t (*mixtab)[OP__N];
 	unsigned levels;
 };
 extern struct ss_run run;
+
+/* gcc 12's sanitizers do not hold all of their own locks across fork(): a
+ * child forked while another thread is inside malloc can deadlock in its
+ * first allocation (ASAN: in SizeClassAllocator64::GetFromAllocator; TSAN:
+ * the child's new call_rcu thread spinning on the lock of TSAN's metadata
+ * allocator, in DenseSlabAlloc::Refill).  Under a sanitizer the workers
+ * pause between two operations around each fork; the release build forks
+ * while they run. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SS_PAUSE_FOR_FORK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SS_PAUSE_FOR_FORK 1
+#endif
+#endif
+#ifndef SS_PAUSE_FOR_FORK
+#define SS_PAUSE_FOR_FORK 0
+#endif
 
 /*
  * run.clear_epoch: clears started (high 32 bits) and clears finished (low

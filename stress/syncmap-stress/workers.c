@@ -249,6 +249,21 @@ static void section_end(struct ss_worker *w)
 		flush_held(w);
 }
 
+/* SS_PAUSE_FOR_FORK: wait, outside any read section (a paused reader
+ * would hold up the grace period the fork handlers wait for), until the
+ * main thread has forked. */
+static void fork_pause(struct ss_worker *w)
+{
+	if (w->sections > 0) {
+		section_end(w);
+		w->sections = 0;
+	}
+	atomic_fetch_add(&run.fork_paused, 1);
+	while (atomic_load(&run.fork_pause) && !atomic_load(&ss_stop))
+		sched_yield();
+	atomic_fetch_sub(&run.fork_paused, 1);
+}
+
 /* ===================================================================== */
 /* --- Latency sampling ---------------------------------------------------- */
 
@@ -950,6 +965,8 @@ void *ss_worker_main(void *arg)
 			atomic_store_explicit(&w->ops_done, n, memory_order_relaxed);
 			if (atomic_load_explicit(&ss_stop, memory_order_relaxed))
 				break;
+			if (SS_PAUSE_FOR_FORK && atomic_load_explicit(&run.fork_pause, memory_order_relaxed))
+				fork_pause(w);
 			if ((n & 1023) == 0)
 				level = wave_level(w, n);
 		}
