@@ -6,9 +6,9 @@
  *
  * Servers fork.  Every cfg.fork_every seconds the main thread forks while
  * the workers keep writing (under a sanitizer they pause between two
- * operations: SS_PAUSE_FOR_FORK in stress.h); the child, in which only the forking thread
- * exists, runs a short verified workload ("Fork" in syncmap.h) under a
- * watchdog and _exits:
+ * operations: SS_PAUSE_FOR_FORK in stress.h); the child, in which only the
+ * forking thread exists, runs a short verified workload ("Fork" in
+ * syncmap.h) under a watchdog and _exits:
  *   (a) the inherited map works: every key loads inside a read section
  *       with an intact value (magic, key, check word: the tool's usual
  *       check), and (without clears in the mix) syncmap_len matches the

@@ -357,7 +357,7 @@ struct ss_run {
 	/* --fork under a sanitizer (SS_PAUSE_FOR_FORK): the main thread asks
 	 * the workers to pause, outside any read section, around each fork */
 	atomic_bool fork_pause;
-	atomic_uint fork_paused; /* workers waiting in ss_worker_fork_pause */
+	atomic_uint fork_paused; /* workers waiting in fork_pause() (workers.c) */
 	uint64_t start_ns, end_ns;
 	/* mix tables: [wave level][op] cumulative thresholds over 2^32 */
 	uint64_t (*mixtab)[OP__N];
