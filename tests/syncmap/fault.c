@@ -451,12 +451,8 @@ static long replay(const struct seq *q, const struct keyset *ks, bool boxed, str
 
 static void wait_freed(struct tracker *tr)
 {
-	double end = now_sec() + 10;
-	while (atomic_load(&tr->freed) != atomic_load(&tr->made)) {
-		if (now_sec() > end)
-			TEST_FAIL("%ld of %ld values freed after 10 s", atomic_load(&tr->freed), atomic_load(&tr->made));
-		sleep_ms(1);
-	}
+	if (!tracker_wait_freed(tr, 10))
+		TEST_FAIL("%ld of %ld values freed after 10 s", atomic_load(&tr->freed), atomic_load(&tr->made));
 }
 
 static void run_mode(bool boxed, uint64_t seed)

@@ -130,12 +130,8 @@ static void test_map_of_maps(void)
 	ASSERT_TRUE(wait_for(&inner_freed, inners + inners / 2, 10));
 	/* the inner maps freed on the callback thread went by deferred
 	 * teardown: wait for their values */
-	double t0 = now_sec();
-	while (atomic_load(&TR.freed) != atomic_load(&TR.made)) {
-		if (now_sec() - t0 > 10)
-			TEST_FAIL("%ld of %ld values freed", atomic_load(&TR.freed), atomic_load(&TR.made));
-		sleep_ms(1);
-	}
+	if (!tracker_wait_freed(&TR, 10))
+		TEST_FAIL("%ld of %ld values freed", atomic_load(&TR.freed), atomic_load(&TR.made));
 	tracker_check_all_freed(&TR);
 	printf("map_of_maps: %ld inner maps freed from free_value, %ld values\n", atomic_load(&inner_freed),
 	       atomic_load(&TR.made));
@@ -173,12 +169,8 @@ static void test_app_callback(void)
 	}
 	if (!wait_for(&app_done, n, 10))
 		TEST_FAIL("the application's callbacks that free maps did not all run");
-	double t0 = now_sec();
-	while (atomic_load(&TR.freed) != atomic_load(&TR.made)) {
-		if (now_sec() - t0 > 10)
-			TEST_FAIL("%ld of %ld values freed", atomic_load(&TR.freed), atomic_load(&TR.made));
-		sleep_ms(1);
-	}
+	if (!tracker_wait_freed(&TR, 10))
+		TEST_FAIL("%ld of %ld values freed", atomic_load(&TR.freed), atomic_load(&TR.made));
 	printf("app_callback: %ld maps freed from the application's call_rcu callbacks, %ld values\n", n,
 	       atomic_load(&TR.made) - made0);
 }
@@ -217,13 +209,9 @@ static void test_free_in_range(void)
 	syncmap_stats(outer, &st);
 	ASSERT_EQ(st.len, 0);
 	syncmap_free(outer);
-	double t0 = now_sec();
-	while (atomic_load(&TR.freed) != atomic_load(&TR.made)) {
-		if (now_sec() - t0 > 10)
-			TEST_FAIL("%ld of %ld values freed after maps were freed in a Range callback",
-				  atomic_load(&TR.freed), atomic_load(&TR.made));
-		sleep_ms(1);
-	}
+	if (!tracker_wait_freed(&TR, 10))
+		TEST_FAIL("%ld of %ld values freed after maps were freed in a Range callback", atomic_load(&TR.freed),
+			  atomic_load(&TR.made));
 	printf("free_in_range: %ld maps taken and freed from a Range callback, %ld values\n", n,
 	       atomic_load(&TR.made) - made0);
 }

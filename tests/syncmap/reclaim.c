@@ -393,12 +393,9 @@ static void test_free_in_read_section(bool with_pending)
 			  atomic_load(&TR.freed) - before);
 	syncmap_read_unlock();
 	double t0 = now_sec();
-	while (atomic_load(&TR.freed) != atomic_load(&TR.made)) {
-		if (now_sec() - t0 > 5)
-			TEST_FAIL("deferred syncmap_free: %ld of %ld values freed after 5 s", atomic_load(&TR.freed),
-				  atomic_load(&TR.made));
-		sleep_ms(2);
-	}
+	if (!tracker_wait_freed(&TR, 5))
+		TEST_FAIL("deferred syncmap_free: %ld of %ld values freed after 5 s", atomic_load(&TR.freed),
+			  atomic_load(&TR.made));
 	tracker_check_all_freed(&TR);
 	printf("free_in_rs(%s): all values freed %.1f ms after the section ended\n",
 	       with_pending ? "callbacks pending" : "nothing pending", (now_sec() - t0) * 1e3);

@@ -527,6 +527,19 @@ static SM_UNUSED void tracker_destroy(struct tracker *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* Wait up to sec seconds until every value made has been freed (by
+ * free_value, usually on liburcu's thread); false if some still are not. */
+static SM_UNUSED bool tracker_wait_freed(struct tracker *t, double sec)
+{
+	double end = now_sec() + sec;
+	while (atomic_load(&t->freed) != atomic_load(&t->made)) {
+		if (now_sec() > end)
+			return false;
+		sleep_ms(1);
+	}
+	return true;
+}
+
 /* Every value made and handed to the map has been freed exactly once. */
 static SM_UNUSED void tracker_check_all_freed(struct tracker *t)
 {
