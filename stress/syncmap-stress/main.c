@@ -24,20 +24,13 @@ static void on_signal(int sig)
 }
 
 /* A crash (a broken map often segfaults before any check can fire) still
- * says how to reproduce it.  Not under ASAN/TSAN: their reports are better
- * and they own these signals. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SS_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SS_SANITIZED 1
-#endif
-#endif
+ * says how to reproduce it.  Not under ASAN/TSAN (SS_SANITIZED): their
+ * reports are better and they own these signals. */
 
 static char fatal_msg[4096];
 static size_t fatal_len;
 
-#ifndef SS_SANITIZED
+#if !SS_SANITIZED
 static void on_fatal(int sig)
 {
 	(void)sig;
@@ -53,7 +46,7 @@ static void install_fatal_handlers(void)
 			 "\nsyncmap-stress: FAIL: fatal signal (crash or abort), seed %" PRIu64 "\nreproduce: %s\n",
 			 cfg.seed, ss_reproduce_line());
 	fatal_len = n > 0 && (size_t)n < sizeof(fatal_msg) ? (size_t)n : 0;
-#ifndef SS_SANITIZED
+#if !SS_SANITIZED
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_fatal;

@@ -365,6 +365,18 @@ struct ss_run {
 };
 extern struct ss_run run;
 
+/* 1 in an ASAN or TSAN build (gcc's and clang's spellings). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SS_SANITIZED 1
+#endif
+#endif
+#ifndef SS_SANITIZED
+#define SS_SANITIZED 0
+#endif
+
 /* gcc 12's sanitizers do not hold all of their own locks across fork(): a
  * child forked while another thread is inside malloc can deadlock in its
  * first allocation (ASAN: in SizeClassAllocator64::GetFromAllocator; TSAN:
@@ -372,16 +384,7 @@ extern struct ss_run run;
  * allocator, in DenseSlabAlloc::Refill).  Under a sanitizer the workers
  * pause between two operations around each fork; the release build forks
  * while they run. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SS_PAUSE_FOR_FORK 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SS_PAUSE_FOR_FORK 1
-#endif
-#endif
-#ifndef SS_PAUSE_FOR_FORK
-#define SS_PAUSE_FOR_FORK 0
-#endif
+#define SS_PAUSE_FOR_FORK SS_SANITIZED
 
 /*
  * run.clear_epoch: clears started (high 32 bits) and clears finished (low

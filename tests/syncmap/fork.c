@@ -37,16 +37,7 @@
  * DenseSlabAlloc::Refill).  Under a sanitizer the writers pause around
  * each fork, outside any call into the library; the release run forks
  * while they run. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define PAUSE_WRITERS_FOR_FORK 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define PAUSE_WRITERS_FOR_FORK 1
-#endif
-#endif
-#ifndef PAUSE_WRITERS_FOR_FORK
-#define PAUSE_WRITERS_FOR_FORK 0
-#endif
+#define PAUSE_WRITERS_FOR_FORK UNDER_SANITIZER
 static atomic_int pause_req, paused;
 
 /* TSAN stops a multi-threaded program's child that starts threads (the
